@@ -1,0 +1,33 @@
+# ringside: the two commands README.md gives, and a few helpers.
+#
+#   make demo   runs the sidecar demo on an embedded registry (no external service)
+#   make test   builds the test Consul agent when missing, then runs every test with -race
+
+SHELL := /usr/bin/env bash
+GO    ?= go
+export GOTOOLCHAIN ?= local
+
+.PHONY: demo test consul vet fmt-check bench-ring
+
+demo:
+	$(GO) run ./cmd/ringside-demo
+
+# The Consul agent (v1.15.4, built from its Go module) is cached under .cache/bin; the first
+# build takes several minutes on 2 cores, later runs reuse it.
+consul:
+	./discovery/consul/consultest/agent/build.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	cd deploy/bench && $(GO) vet ./...
+
+test: consul fmt-check vet
+	$(GO) test -race -timeout 45m ./...
+	cd deploy/bench && $(GO) test -race -timeout 15m ./...
+
+bench-ring:
+	cd deploy/bench && $(GO) run ./ringcompare

@@ -1,0 +1,100 @@
+package discovery
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Backoff paces retries after failures: capped exponential backoff with full jitter, so that
+// many sidecars that lost the registry at once do not come back in step. The zero value uses a
+// base of 100ms and a cap of 30s.
+type Backoff struct {
+	Base time.Duration
+	Max  time.Duration
+}
+
+// Delay returns how long to wait before retry number attempt (0 for the first retry): a random
+// duration in [0, min(Max, Base·2^attempt)], but never less than Base/2, so a broken registry
+// is not hammered.
+func (b Backoff) Delay(attempt int) time.Duration {
+	base, ceiling := b.Base, b.Max
+	if base <= 0 {
+		base = 100 * time.Millisecond
+	}
+	if ceiling <= 0 {
+		ceiling = 30 * time.Second
+	}
+	d := base
+	for i := 0; i < attempt && d < ceiling; i++ {
+		d *= 2
+	}
+	d = min(d, ceiling)
+	floor := base / 2
+	return floor + rand.N(max(d-floor, 1))
+}
+
+// Sleep waits for d or until ctx ends, whichever is first; it returns ctx.Err() in the second
+// case.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// LogLimiter decides when a repeating error is worth a log line: the first time for a key,
+// then at most once per interval, telling how many were suppressed meanwhile. An unreachable
+// registry is then logged once, not once per retry. Safe for concurrent use.
+type LogLimiter struct {
+	every time.Duration
+	now   func() time.Time
+
+	mu   sync.Mutex
+	keys map[string]*logState
+}
+
+type logState struct {
+	last       time.Time
+	suppressed int
+}
+
+// NewLogLimiter returns a limiter that allows one line per key per interval every.
+func NewLogLimiter(every time.Duration) *LogLimiter {
+	return &LogLimiter{every: every, now: time.Now, keys: make(map[string]*logState)}
+}
+
+// Allow reports whether to log now for key, and how many calls for key were suppressed since
+// the last allowed one.
+func (l *LogLimiter) Allow(key string) (ok bool, suppressed int) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.keys[key]
+	if st == nil {
+		l.keys[key] = &logState{last: now}
+		return true, 0
+	}
+	if now.Sub(st.last) < l.every {
+		st.suppressed++
+		return false, 0
+	}
+	n := st.suppressed
+	st.last, st.suppressed = now, 0
+	return true, n
+}
+
+// Reset forgets key, so that the next failure after a recovery is logged at once.
+func (l *LogLimiter) Reset(key string) {
+	l.mu.Lock()
+	delete(l.keys, key)
+	l.mu.Unlock()
+}
