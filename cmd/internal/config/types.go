@@ -1,0 +1,189 @@
+package config
+
+import "time"
+
+// Config is a whole ringside configuration file. Field tags name the YAML keys; every key is
+// documented in docs/config.md (linked from README.md), and unknown keys are errors.
+type Config struct {
+	Admin     Admin      `yaml:"admin"`
+	Discovery Discovery  `yaml:"discovery"`
+	Register  *Register  `yaml:"register"`
+	Upstreams []Upstream `yaml:"upstreams"`
+	// HostRouting, when set, is a shared listener that routes by the Host header to the
+	// upstreams that list hosts.
+	HostRouting *HostRouting `yaml:"host_routing"`
+	Lifecycle   Lifecycle    `yaml:"lifecycle"`
+	Log         Log          `yaml:"log"`
+}
+
+// Admin is the admin server: /metrics, /readyz, /healthz, /debug/pprof.
+type Admin struct {
+	Listen string `yaml:"listen"` // default 127.0.0.1:9901
+	Pprof  bool   `yaml:"pprof"`  // default false
+}
+
+// Discovery selects and configures the registry ringside watches.
+type Discovery struct {
+	Kind   string       `yaml:"kind"` // file | consul | etcd
+	File   FileSource   `yaml:"file"`
+	Consul ConsulSource `yaml:"consul"`
+	Etcd   EtcdSource   `yaml:"etcd"`
+}
+
+// FileSource is the embedded default: a YAML/JSON list of endpoints, re-read on change.
+type FileSource struct {
+	Path         string        `yaml:"path"`
+	PollInterval time.Duration `yaml:"poll_interval"` // default 1s
+}
+
+// ConsulSource configures the Consul health watch and registration. Empty fields fall back to
+// the standard CONSUL_HTTP_* environment, as the consul CLI does.
+type ConsulSource struct {
+	Address     string        `yaml:"address"`
+	Scheme      string        `yaml:"scheme"`
+	Token       string        `yaml:"token"`
+	TokenFile   string        `yaml:"token_file"`
+	Datacenter  string        `yaml:"datacenter"`
+	Tag         string        `yaml:"tag"`
+	Filter      string        `yaml:"filter"`
+	PassingOnly *bool         `yaml:"passing_only"` // default false: passing + warning
+	Stale       bool          `yaml:"stale"`
+	WaitTime    time.Duration `yaml:"wait_time"` // blocking query wait, default 5m
+	TLS         TLSClient     `yaml:"tls"`
+}
+
+// EtcdSource configures the etcd watch and registration.
+type EtcdSource struct {
+	Endpoints   []string      `yaml:"endpoints"`
+	Prefix      string        `yaml:"prefix"` // default /ringside/services
+	Username    string        `yaml:"username"`
+	Password    string        `yaml:"password"`
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	TLS         TLSClient     `yaml:"tls"`
+}
+
+// TLSClient is TLS towards a server: a registry or an upstream endpoint.
+type TLSClient struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// TLSServer is TLS on a listener; the files are re-read when they change.
+type TLSServer struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Register describes the local app, registered once its health check passes and deregistered
+// on shutdown.
+type Register struct {
+	ID      string            `yaml:"id"`
+	Service string            `yaml:"service"`
+	Address string            `yaml:"address"`
+	Port    int               `yaml:"port"`
+	Tags    []string          `yaml:"tags"`
+	Meta    map[string]string `yaml:"meta"`
+	Weights struct {
+		Passing int `yaml:"passing"`
+		Warning int `yaml:"warning"`
+	} `yaml:"weights"`
+	Check struct {
+		HTTP            string        `yaml:"http"`
+		Interval        time.Duration `yaml:"interval"`
+		Timeout         time.Duration `yaml:"timeout"`
+		DeregisterAfter time.Duration `yaml:"deregister_after"`
+	} `yaml:"check"`
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// Upstream is one service the app calls, with its own listener (the pattern Consul's
+// upstreams use: 127.0.0.1:9001 → "cart").
+type Upstream struct {
+	Name    string     `yaml:"name"`
+	Service string     `yaml:"service"` // default: Name
+	Listen  string     `yaml:"listen"`  // "" = only reachable through host_routing
+	Hosts   []string   `yaml:"hosts"`   // Host header values routed here on host_routing
+	TLS     *TLSServer `yaml:"tls"`     // TLS on this upstream's listener
+
+	HashKey        []string      `yaml:"hash_key"` // e.g. [header:X-User-ID, cookie:uid, client_ip]
+	NoKey          string        `yaml:"no_key"`   // random | round_robin | reject
+	Balancer       string        `yaml:"balancer"` // ring_hash | maglev | round_robin | weighted_round_robin | least_request | random
+	VirtualNodes   int           `yaml:"virtual_nodes"`
+	BoundedLoad    float64       `yaml:"bounded_load"`
+	PanicThreshold *float64      `yaml:"panic_threshold"`
+	SlowStart      time.Duration `yaml:"slow_start"`
+	MaxRequests    int64         `yaml:"max_requests"`
+
+	TrustedProxies []string `yaml:"trusted_proxies"` // CIDRs whose X-Forwarded-For is believed
+	StripPrefix    string   `yaml:"strip_prefix"`
+	AddPrefix      string   `yaml:"add_prefix"`
+
+	Retries     Retries       `yaml:"retries"`
+	Timeouts    Timeouts      `yaml:"timeouts"`
+	Outlier     Outlier       `yaml:"outlier"`
+	HealthCheck *HealthCheck  `yaml:"health_check"`
+	UpstreamTLS *TLSClient    `yaml:"upstream_tls"`
+	ReadyWait   time.Duration `yaml:"ready_wait"` // overrides lifecycle.ready_wait
+}
+
+// Retries bounds retrying on the next distinct endpoint.
+type Retries struct {
+	Attempts        int           `yaml:"attempts"`          // total tries, default 3
+	PerTryTimeout   time.Duration `yaml:"per_try_timeout"`   // default: timeouts.response_header
+	BudgetPercent   float64       `yaml:"budget_percent"`    // retries ≤ this share of requests, default 20
+	ReplayBodyLimit int           `yaml:"replay_body_limit"` // bytes buffered to allow replay, default 64 KiB
+}
+
+// Timeouts of the forwarding path.
+type Timeouts struct {
+	Dial           time.Duration `yaml:"dial"`            // default 2s
+	ResponseHeader time.Duration `yaml:"response_header"` // default 30s
+	Idle           time.Duration `yaml:"idle"`            // default 90s
+	ReadHeader     time.Duration `yaml:"read_header"`     // listener, default 10s
+	MaxHeaderBytes int           `yaml:"max_header_bytes"`
+}
+
+// Outlier is passive outlier detection.
+type Outlier struct {
+	Consecutive5xx            int           `yaml:"consecutive_5xx"`
+	ConsecutiveGatewayFailure int           `yaml:"consecutive_gateway_failure"`
+	BaseEjectionTime          time.Duration `yaml:"base_ejection_time"`
+	MaxEjectionTime           time.Duration `yaml:"max_ejection_time"`
+	MaxEjectionPercent        int           `yaml:"max_ejection_percent"`
+}
+
+// HealthCheck is the optional active check of each endpoint.
+type HealthCheck struct {
+	Path               string        `yaml:"path"`
+	Interval           time.Duration `yaml:"interval"`
+	Timeout            time.Duration `yaml:"timeout"`
+	HealthyThreshold   int           `yaml:"healthy_threshold"`
+	UnhealthyThreshold int           `yaml:"unhealthy_threshold"`
+	ExpectStatus       []int         `yaml:"expect_status"` // [lo, hi], default [200, 399]
+	Host               string        `yaml:"host"`
+}
+
+// HostRouting is a shared listener that picks the upstream by Host header.
+type HostRouting struct {
+	Listen string     `yaml:"listen"`
+	TLS    *TLSServer `yaml:"tls"`
+}
+
+// Lifecycle governs start-up readiness and shutdown draining.
+type Lifecycle struct {
+	ReadyWait   time.Duration `yaml:"ready_wait"`   // ready anyway after this long without first snapshots; 0 = wait forever
+	DrainDelay  time.Duration `yaml:"drain_delay"`  // after deregistration is visible, keep serving this long; default 5s
+	GracePeriod time.Duration `yaml:"grace_period"` // the whole shutdown must end within it; default 30s
+}
+
+// Log configures zap and the access log.
+type Log struct {
+	Level           string `yaml:"level"`  // debug | info | warn | error, default info
+	Format          string `yaml:"format"` // json | console, default json
+	AccessLog       bool   `yaml:"access_log"`
+	AccessLogSample int    `yaml:"access_log_sample"` // log 1 in N requests, default 1
+}
