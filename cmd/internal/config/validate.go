@@ -105,7 +105,7 @@ func (c *Config) validate(v *validator) {
 		}
 		if u.Listen != "" {
 			v.hostPort(f+".listen", u.Listen)
-			if other, dup := listens[u.Listen]; dup {
+			if other, dup := listens[u.Listen]; dup && !strings.HasSuffix(u.Listen, ":0") {
 				v.fail(f+".listen", "%s is also %s: each listener needs its own address", u.Listen, other)
 			}
 			listens[u.Listen] = f + ".listen"

@@ -1,0 +1,162 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/ringside-proxy/ringside/cmd/internal/config"
+)
+
+// listener is one bound address with its fasthttp server. An upstream listener routes to the
+// upstream its pointer holds; the host_routing listener routes by Host through its table. A
+// reload swaps the pointers; the server and its connections stay.
+type listener struct {
+	addr string // as configured
+	ln   net.Listener
+	srv  *fasthttp.Server
+
+	target atomic.Pointer[upstream]             // upstream listener
+	hosts  atomic.Pointer[map[string]*upstream] // host_routing listener: lower-case host → upstream
+
+	done chan struct{} // closed when Serve returned
+}
+
+func (s *Sidecar) bindListeners(cfg *config.Config) error {
+	for _, uc := range cfg.Upstreams {
+		if uc.Listen == "" {
+			continue
+		}
+		l, err := s.newListener(uc.Listen, uc.TLS, uc.Timeouts)
+		if err != nil {
+			return fmt.Errorf("upstream %q: listen %s: %w", uc.Name, uc.Listen, err)
+		}
+		l.target.Store(s.upstreams[uc.Name])
+		s.listeners[uc.Listen] = l
+	}
+	if hr := cfg.HostRouting; hr != nil {
+		t := config.Timeouts{}
+		if len(cfg.Upstreams) > 0 {
+			t = cfg.Upstreams[0].Timeouts
+		}
+		l, err := s.newListener(hr.Listen, hr.TLS, t)
+		if err != nil {
+			return fmt.Errorf("host_routing: listen %s: %w", hr.Listen, err)
+		}
+		s.hostRoute = l
+		s.publishHostsLocked()
+	}
+	return nil
+}
+
+func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t config.Timeouts) (*listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		cr, err := newCertReloader(tc.CertFile, tc.KeyFile, s.log)
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		ln = tls.NewListener(ln, &tls.Config{GetCertificate: cr.get, MinVersion: tls.VersionTLS12})
+	}
+	l := &listener{addr: addr, ln: ln, done: make(chan struct{})}
+	l.srv = &fasthttp.Server{
+		Handler:                      l.serve,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		StreamRequestBody:            true,
+		CloseOnShutdown:              true,
+		ReadTimeout:                  t.ReadHeader,
+		IdleTimeout:                  t.Idle,
+		ReadBufferSize:               t.MaxHeaderBytes,
+		Logger:                       fasthttpLogger{s.log},
+	}
+	return l, nil
+}
+
+// serve routes one request to the current upstream of this listener.
+func (l *listener) serve(ctx *fasthttp.RequestCtx) {
+	if u := l.target.Load(); u != nil {
+		u.handler.ServeFastHTTP(ctx)
+		return
+	}
+	if m := l.hosts.Load(); m != nil {
+		host := ctx.Request.Header.Host()
+		if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+			host = host[:i]
+		}
+		// The map is keyed by lower-case host; lowering into a stack buffer and looking up
+		// with string(bytes) allocates nothing.
+		var buf [253]byte
+		if u := (*m)[string(appendLower(buf[:0], host))]; u != nil {
+			u.handler.ServeFastHTTP(ctx)
+			return
+		}
+	}
+	ctx.Error("ringside: no upstream for this host\n", fasthttp.StatusNotFound)
+}
+
+// publishHostsLocked rebuilds the host_routing table; s.mu is held (or New is running).
+func (s *Sidecar) publishHostsLocked() {
+	if s.hostRoute == nil {
+		return
+	}
+	m := make(map[string]*upstream)
+	for _, u := range s.upstreams {
+		for _, h := range u.cfg.Hosts {
+			m[strings.ToLower(h)] = u
+		}
+	}
+	s.hostRoute.hosts.Store(&m)
+}
+
+// serveListener starts l's server; s.mu is held.
+func (s *Sidecar) serveListener(l *listener) {
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		defer close(l.done)
+		if err := l.srv.Serve(l.ln); err != nil {
+			s.fail(fmt.Errorf("listener %s: %w", l.addr, err))
+		}
+	}()
+}
+
+// shutdown stops accepting, lets in-flight requests finish until ctx ends, and closes the rest.
+func (l *listener) shutdown(ctx context.Context, log *zap.Logger) {
+	if err := l.srv.ShutdownWithContext(ctx); err != nil {
+		log.Warn("listener shutdown: connections cut at the end of the grace period",
+			zap.String("listen", l.addr), zap.Error(err))
+	}
+}
+
+// fasthttpLogger sends fasthttp's own messages (malformed requests and the like) to zap at
+// debug level: they describe client mistakes, which the client already got a 4xx for.
+type fasthttpLogger struct{ log *zap.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	if ce := f.log.Check(zap.DebugLevel, "fasthttp"); ce != nil {
+		ce.Write(zap.String("message", fmt.Sprintf(format, args...)))
+	}
+}
+
+func appendLower(dst, s []byte) []byte {
+	for _, c := range s {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}

@@ -1,0 +1,372 @@
+// Package sidecar wires ringside's packages into the running sidecar: the discovery source,
+// one balancer and forwarding handler per upstream, their listeners, the admin server, the
+// registration of the local app, reloads, and the drain on shutdown.
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/ringside-proxy/ringside/cmd/internal/config"
+	"github.com/ringside-proxy/ringside/discovery"
+	"github.com/ringside-proxy/ringside/proxy"
+)
+
+// Options are a Sidecar's collaborators.
+type Options struct {
+	// Logger is the process logger. If nil, zap.NewNop().
+	Logger *zap.Logger
+	// Version is reported in the ringside_build_info metric.
+	Version string
+	// Registry receives every metric. If nil, a new registry with the Go and process
+	// collectors.
+	Registry *prometheus.Registry
+}
+
+// Sidecar is one running ringside. New binds every listener (so a port in use is an error at
+// once, and port 0 works); Run serves until its context ends and then drains; Reload applies a
+// new configuration. Reload and the accessors are safe for concurrent use with Run.
+type Sidecar struct {
+	log      *zap.Logger
+	reg      *prometheus.Registry
+	dmetrics *discoveryMetrics
+	pmetrics *proxy.Metrics
+	started  time.Time
+	draining atomic.Bool
+
+	source    discovery.Source
+	registrar discovery.Registrar
+	admin     *adminServer
+
+	mu        sync.Mutex // guards what follows; never held on the request path
+	cfg       *config.Config
+	upstreams map[string]*upstream // by name
+	listeners map[string]*listener // by configured address
+	hostRoute *listener
+	watch     *watch                         // the running Source.Watch; nil before Run
+	runCtx    context.Context                // Run's context, for what Reload starts
+	bgWG      sync.WaitGroup                 // goroutines Reload may start: balancer.Run, servers
+
+	bySvc atomic.Pointer[map[string][]*upstream] // service → upstreams, for dispatch
+
+	snapMu   sync.Mutex                     // guards lastSnap; dispatch takes it, never s.mu
+	lastSnap map[string]*discovery.Snapshot // by service, for upstreams added by Reload
+	fatal chan error                             // a listener that failed while serving
+}
+
+// New builds the sidecar for cfg and binds its listeners. cfg must have passed config.Load
+// and Check.
+func New(cfg *config.Config, opts Options) (*Sidecar, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ringside_build_info", Help: "Always 1; the labels say which ringside runs.",
+	}, []string{"version"})
+	buildInfo.WithLabelValues(opts.Version).Set(1)
+	reg.MustRegister(buildInfo)
+	pm, err := proxy.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	s := &Sidecar{
+		log:       opts.Logger,
+		reg:       reg,
+		dmetrics:  newDiscoveryMetrics(reg),
+		pmetrics:  pm,
+		started:   time.Now(),
+		cfg:       cfg,
+		upstreams: make(map[string]*upstream),
+		listeners: make(map[string]*listener),
+		lastSnap:  make(map[string]*discovery.Snapshot),
+		fatal:     make(chan error, 1),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeAll()
+		}
+	}()
+	if s.source, err = newSource(cfg.Discovery, s.log, s.dmetrics); err != nil {
+		return nil, err
+	}
+	if cfg.Register != nil {
+		if s.registrar, err = newRegistrar(cfg.Discovery, cfg.Register, s.log); err != nil {
+			return nil, err
+		}
+	}
+	for _, uc := range cfg.Upstreams {
+		u, err := s.newUpstream(uc)
+		if err != nil {
+			return nil, err
+		}
+		s.upstreams[uc.Name] = u
+	}
+	if err := s.bindListeners(cfg); err != nil {
+		return nil, err
+	}
+	s.publishRoutes()
+	if s.admin, err = newAdminServer(cfg.Admin.Listen, reg, s, cfg.Admin.Pprof); err != nil {
+		return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
+	}
+	ok = true
+	return s, nil
+}
+
+// AdminAddr is the address the admin server listens on.
+func (s *Sidecar) AdminAddr() string { return s.admin.Addr() }
+
+// UpstreamAddr is the address upstream name's own listener is bound to, or "" when it has
+// none.
+func (s *Sidecar) UpstreamAddr(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.upstreams[name]; u != nil && u.cfg.Listen != "" {
+		if l := s.listeners[u.cfg.Listen]; l != nil {
+			return l.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// HostRoutingAddr is the address of the host_routing listener, or "".
+func (s *Sidecar) HostRoutingAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hostRoute == nil {
+		return ""
+	}
+	return s.hostRoute.ln.Addr().String()
+}
+
+// Readiness reports whether the sidecar should get traffic: not draining, and every upstream
+// has its first snapshot (or has waited its ready_wait).
+func (s *Sidecar) Readiness() ReadinessReport {
+	rep := ReadinessReport{Ready: true, Draining: s.draining.Load(), Upstreams: make(map[string]string)}
+	if rep.Draining {
+		rep.Ready = false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since := time.Since(s.started)
+	for name, u := range s.upstreams {
+		wait := u.cfg.ReadyWait
+		if wait == 0 {
+			wait = s.cfg.Lifecycle.ReadyWait
+		}
+		switch {
+		case u.bal.Ready():
+			rep.Upstreams[name] = "ready"
+		case wait > 0 && since >= wait:
+			rep.Upstreams[name] = "no snapshot yet; ready_wait passed"
+		default:
+			rep.Upstreams[name] = "waiting for the first snapshot"
+			rep.Ready = false
+		}
+	}
+	return rep
+}
+
+// Run serves until ctx ends, then drains: it turns not-ready, deregisters the app, keeps
+// serving for drain_delay, stops accepting, and finishes in-flight requests within
+// grace_period. It returns nil after a clean drain.
+func (s *Sidecar) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.runCtx = ctx
+	for _, l := range s.listeners {
+		s.serveListener(l)
+	}
+	if s.hostRoute != nil {
+		s.serveListener(s.hostRoute)
+	}
+	for _, u := range s.upstreams {
+		s.runUpstream(u)
+	}
+	s.restartWatchLocked()
+	s.mu.Unlock()
+
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- s.admin.serve() }()
+
+	regCtx, stopReg := context.WithCancel(context.Background())
+	regDone := make(chan struct{})
+	go func() {
+		defer close(regDone)
+		s.register(regCtx)
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-s.fatal:
+		s.log.Error("listener failed: shutting down", zap.Error(runErr))
+	case err := <-adminDone:
+		runErr = fmt.Errorf("admin server: %w", err)
+		adminDone <- nil
+	}
+	stopReg()
+	<-regDone
+	s.drain()
+	if err := s.admin.shutdown(context.Background()); err != nil {
+		s.log.Warn("admin shutdown", zap.Error(err))
+	}
+	if err := <-adminDone; err != nil && runErr == nil {
+		runErr = fmt.Errorf("admin server: %w", err)
+	}
+	return runErr
+}
+
+// drain is the shutdown sequence; it returns when everything Run started has stopped.
+func (s *Sidecar) drain() {
+	s.draining.Store(true)
+	lc := s.cfg.Lifecycle
+	grace, cancel := context.WithTimeout(context.Background(), lc.GracePeriod)
+	defer cancel()
+	start := time.Now()
+	if s.registrar != nil {
+		if err := s.registrar.Deregister(grace); err != nil {
+			s.log.Error("deregister", zap.Error(err))
+		} else {
+			s.log.Info("deregistered", zap.String("service", s.cfg.Register.Service), zap.String("id", s.cfg.Register.ID))
+		}
+	}
+	// Callers' views of the registry catch up during the drain delay; meanwhile everything
+	// keeps serving, in both directions.
+	_ = discovery.Sleep(grace, lc.DrainDelay)
+	s.mu.Lock()
+	ls := make([]*listener, 0, len(s.listeners)+1)
+	for _, l := range s.listeners {
+		ls = append(ls, l)
+	}
+	if s.hostRoute != nil {
+		ls = append(ls, s.hostRoute)
+	}
+	ups := make([]*upstream, 0, len(s.upstreams))
+	for _, u := range s.upstreams {
+		ups = append(ups, u)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Go(func() { l.shutdown(grace, s.log) })
+	}
+	for _, u := range ups {
+		wg.Go(func() {
+			if err := u.handler.Drain(grace); err != nil {
+				s.log.Warn("drain: streams cut at the end of the grace period", zap.String("upstream", u.cfg.Name), zap.Error(err))
+			}
+		})
+	}
+	wg.Wait()
+	s.mu.Lock()
+	if s.watch != nil {
+		s.watch.stop()
+		s.watch = nil
+	}
+	for _, u := range ups {
+		u.stop()
+	}
+	s.mu.Unlock()
+	s.bgWG.Wait()
+	for _, u := range ups {
+		u.transport.CloseIdleConnections()
+	}
+	s.log.Info("drained", zap.Duration("took", time.Since(start)))
+}
+
+// closeAll releases what New bound, when New fails.
+func (s *Sidecar) closeAll() {
+	for _, l := range s.listeners {
+		_ = l.ln.Close()
+	}
+	if s.hostRoute != nil {
+		_ = s.hostRoute.ln.Close()
+	}
+}
+
+// dispatch hands a snapshot to every upstream of its service. It runs on the source's
+// goroutines: never concurrently for one service.
+func (s *Sidecar) dispatch(snap *discovery.Snapshot) {
+	s.snapMu.Lock()
+	s.lastSnap[snap.Service] = snap
+	s.snapMu.Unlock()
+	for _, u := range (*s.bySvc.Load())[snap.Service] {
+		u.bal.Update(snap)
+	}
+	s.log.Debug("snapshot", zap.String("service", snap.Service), zap.Int("endpoints", len(snap.Endpoints)),
+		zap.Uint64("revision", snap.Revision))
+}
+
+// services lists the distinct services of the upstreams, sorted.
+func (s *Sidecar) servicesLocked() []string {
+	set := make(map[string]bool)
+	for _, u := range s.upstreams {
+		set[u.cfg.Service] = true
+	}
+	out := make([]string, 0, len(set))
+	for svc := range set {
+		out = append(out, svc)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// publishRoutes rebuilds the service → upstreams table dispatch reads.
+func (s *Sidecar) publishRoutes() {
+	m := make(map[string][]*upstream)
+	for _, u := range s.upstreams {
+		m[u.cfg.Service] = append(m[u.cfg.Service], u)
+	}
+	s.bySvc.Store(&m)
+}
+
+// watch is one running Source.Watch.
+type watch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (w *watch) stop() {
+	w.cancel()
+	<-w.done
+}
+
+// restartWatchLocked (re)starts the source's watch over the current services; s.mu is held.
+func (s *Sidecar) restartWatchLocked() {
+	if s.watch != nil {
+		s.watch.stop()
+	}
+	ctx, cancel := context.WithCancel(s.runCtx)
+	w := &watch{cancel: cancel, done: make(chan struct{})}
+	services := s.servicesLocked()
+	go func() {
+		defer close(w.done)
+		if err := s.source.Watch(ctx, services, s.dispatch); err != nil && !errors.Is(err, context.Canceled) {
+			s.fail(fmt.Errorf("discovery: %w", err))
+		}
+	}()
+	s.watch = w
+}
+
+// fail reports a fatal error to Run, once.
+func (s *Sidecar) fail(err error) {
+	select {
+	case s.fatal <- err:
+	default:
+	}
+}
+
