@@ -52,15 +52,15 @@ type Sidecar struct {
 	upstreams map[string]*upstream // by name
 	listeners map[string]*listener // by configured address
 	hostRoute *listener
-	watch     *watch                         // the running Source.Watch; nil before Run
-	runCtx    context.Context                // Run's context, for what Reload starts
-	bgWG      sync.WaitGroup                 // goroutines Reload may start: balancer.Run, servers
+	watch     *watch          // the running Source.Watch; nil before Run
+	runCtx    context.Context // Run's context, for what Reload starts
+	bgWG      sync.WaitGroup  // goroutines Reload may start: balancer.Run, servers
 
 	bySvc atomic.Pointer[map[string][]*upstream] // service → upstreams, for dispatch
 
 	snapMu   sync.Mutex                     // guards lastSnap; dispatch takes it, never s.mu
 	lastSnap map[string]*discovery.Snapshot // by service, for upstreams added by Reload
-	fatal chan error                             // a listener that failed while serving
+	fatal    chan error                     // a listener that failed while serving
 }
 
 // New builds the sidecar for cfg and binds its listeners. cfg must have passed config.Load
@@ -369,4 +369,3 @@ func (s *Sidecar) fail(err error) {
 	default:
 	}
 }
-
