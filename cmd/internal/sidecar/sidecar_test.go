@@ -1,0 +1,385 @@
+package sidecar
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ringside-proxy/ringside/cmd/internal/config"
+)
+
+func TestMain(m *testing.M) {
+	// fasthttp's own background goroutines: a HostClient's pool cleaner and a Server's worker
+	// pool cleaner sleep (idle timeout, 10s) before they notice they are stopped and exit, and
+	// the Date header updater lives as long as the process. None grows with traffic.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
+}
+
+// testBackend answers its name on every path.
+type testBackend struct {
+	name, addr string
+	srv        *http.Server
+	hits       atomic.Int64
+}
+
+func startTestBackend(t *testing.T, name string) *testBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &testBackend{name: name, addr: ln.Addr().String()}
+	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.hits.Add(1)
+		if r.URL.Path == "/slow" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		_, _ = io.WriteString(w, b.name)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = b.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = b.srv.Close() })
+	return b
+}
+
+// fixture is a sidecar on the file source in front of three backends.
+type fixture struct {
+	t        *testing.T
+	dir      string
+	backends []*testBackend
+	sc       *Sidecar
+	cancel   context.CancelFunc
+	done     chan error
+	client   *http.Client
+}
+
+func writeServices(t *testing.T, path string, bs []*testBackend) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("services:\n  app:\n")
+	for _, be := range bs {
+		fmt.Fprintf(&b, "    - {id: %s, address: %q}\n", be.name, be.addr)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const baseConfig = `admin: {listen: "127.0.0.1:0"}
+discovery:
+  kind: file
+  file: {path: %s, poll_interval: 20ms}
+upstreams:
+  - name: app
+    listen: 127.0.0.1:0
+    hash_key: [header:X-User-ID]
+%s
+lifecycle: {drain_delay: %s, grace_period: 5s}
+`
+
+func parseConfig(t *testing.T, dir, upstreamExtra, drain string) *config.Config {
+	t.Helper()
+	text := fmt.Sprintf(baseConfig, filepath.Join(dir, "services.yaml"), upstreamExtra, drain)
+	cfg, err := config.Parse("test.yaml", []byte(text), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func newFixture(t *testing.T, upstreamExtra, drain string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, dir: t.TempDir(), client: &http.Client{Timeout: 5 * time.Second}}
+	for i := range 3 {
+		f.backends = append(f.backends, startTestBackend(t, fmt.Sprintf("b%d", i+1)))
+	}
+	writeServices(t, filepath.Join(f.dir, "services.yaml"), f.backends)
+	sc, err := New(parseConfig(t, f.dir, upstreamExtra, drain), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sc = sc
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel, f.done = cancel, make(chan error, 1)
+	go func() { f.done <- sc.Run(ctx) }()
+	t.Cleanup(func() {
+		f.stop()
+		f.client.CloseIdleConnections()
+	})
+	f.waitReady()
+	return f
+}
+
+func (f *fixture) stop() error {
+	if f.cancel == nil {
+		return nil
+	}
+	f.cancel()
+	f.cancel = nil
+	select {
+	case err := <-f.done:
+		return err
+	case <-time.After(10 * time.Second):
+		f.t.Fatal("Run did not return within 10s of cancel")
+		return nil
+	}
+}
+
+func (f *fixture) waitReady() {
+	f.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if f.sc.Readiness().Ready {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.t.Fatalf("not ready: %+v", f.sc.Readiness())
+}
+
+func (f *fixture) get(path, user string) (string, int, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+f.sc.UpstreamAddr("app")+path, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	if user != "" {
+		req.Header.Set("X-User-ID", user)
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), resp.StatusCode, err
+}
+
+func TestStickyThroughSidecar(t *testing.T) {
+	f := newFixture(t, "", "10ms")
+	home := make(map[string]string)
+	for round := range 5 {
+		for u := range 200 {
+			user := fmt.Sprintf("user-%d", u)
+			got, code, err := f.get("/", user)
+			if err != nil || code != 200 {
+				t.Fatalf("GET as %s: %d %v", user, code, err)
+			}
+			if round == 0 {
+				home[user] = got
+			} else if home[user] != got {
+				t.Fatalf("%s moved from %s to %s with no change", user, home[user], got)
+			}
+		}
+	}
+	used := make(map[string]int)
+	for _, b := range home {
+		used[b]++
+	}
+	if len(used) != 3 {
+		t.Errorf("200 users reached %d backends, want all 3: %v", len(used), used)
+	}
+}
+
+func TestDiscoveryChangeMovesOnlyThatBackendsUsers(t *testing.T) {
+	f := newFixture(t, "", "10ms")
+	home := make(map[string]string)
+	for u := range 300 {
+		user := fmt.Sprintf("u%d", u)
+		got, _, err := f.get("/", user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		home[user] = got
+	}
+	// Remove b2 from the registry (not a failure: a scale-down).
+	writeServices(t, filepath.Join(f.dir, "services.yaml"), []*testBackend{f.backends[0], f.backends[2]})
+	deadline := time.Now().Add(5 * time.Second)
+	for f.backends[1].hits.Load() > 0 && time.Now().Before(deadline) {
+		before := f.backends[1].hits.Load()
+		time.Sleep(100 * time.Millisecond)
+		if _, _, err := f.get("/", "probe"); err != nil {
+			t.Fatal(err)
+		}
+		if f.backends[1].hits.Load() == before {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	moved, wrong := 0, 0
+	for user, was := range home {
+		got, _, err := f.get("/", user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case got == "b2":
+			t.Fatalf("%s still reaches b2 after its removal", user)
+		case was == "b2":
+			moved++
+		case got != was:
+			wrong++
+		}
+	}
+	if wrong != 0 {
+		t.Errorf("%d users of surviving backends moved; want 0", wrong)
+	}
+	if moved == 0 {
+		t.Error("no user was on b2: the test proves nothing")
+	}
+	t.Logf("%d of %d users moved (b2's), 0 others", moved, len(home))
+}
+
+func TestReadyzAndMetrics(t *testing.T) {
+	f := newFixture(t, "", "10ms")
+	if _, _, err := f.get("/", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + f.sc.AdminAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"app":"ready"`) {
+		t.Errorf("/readyz = %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Get("http://" + f.sc.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"ringside_build_info", "ringside_discovery_snapshot_age_seconds{service=\"app\"}", "ringside_"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestDrainUnderLoad: during the drain (not ready, drain_delay) requests keep being served;
+// requests in flight when the listener stops finish; Run returns nil.
+func TestDrainUnderLoad(t *testing.T) {
+	f := newFixture(t, "", "300ms")
+	var (
+		wg           sync.WaitGroup
+		ok, failed   atomic.Int64
+		stopLoad     atomic.Bool
+		sawNotReady  atomic.Bool
+		lastErr      atomic.Value
+		drainStarted = make(chan struct{})
+		inflightSlow = make(chan error, 1)
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stopLoad.Load() && i < 5000; i++ {
+				_, code, err := f.get("/", fmt.Sprintf("w%d-%d", w, i%50))
+				if err != nil || code != 200 {
+					select {
+					case <-drainStarted:
+						// After drain_delay the listener closes: new connections are refused,
+						// which callers see only if they ignore the deregistration.
+					default:
+						failed.Add(1)
+						lastErr.Store(fmt.Sprint(code, err))
+					}
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	go func() { _, _, err := f.get("/slow", "slow"); inflightSlow <- err }()
+	time.Sleep(50 * time.Millisecond)
+	f.cancel()
+	go func() {
+		for !stopLoad.Load() {
+			if f.sc.draining.Load() {
+				sawNotReady.Store(!f.sc.Readiness().Ready)
+				time.Sleep(250 * time.Millisecond) // within drain_delay: still serving
+				close(drainStarted)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	err := <-f.done
+	f.cancel = nil
+	stopLoad.Store(true)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Run after drain: %v", err)
+	}
+	if e := <-inflightSlow; e != nil {
+		t.Errorf("a request in flight at SIGTERM failed: %v", e)
+	}
+	if !sawNotReady.Load() {
+		t.Error("readiness stayed ready while draining")
+	}
+	if failed.Load() != 0 {
+		t.Errorf("%d requests failed before the listener closed (last: %v); %d ok", failed.Load(), lastErr.Load(), ok.Load())
+	}
+	t.Logf("%d requests served during the test, 0 failed before the drain delay ended", ok.Load())
+}
+
+func TestReloadAddsChangesAndRemovesUpstreams(t *testing.T) {
+	f := newFixture(t, "", "10ms")
+	addr := f.sc.UpstreamAddr("app")
+	home, _, err := f.get("/", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Change the balancer and add a second upstream on a new listener.
+	text := fmt.Sprintf(baseConfig, filepath.Join(f.dir, "services.yaml"),
+		"    balancer: maglev\n  - name: second\n    listen: 127.0.0.1:0\n    service: app\n    balancer: round_robin", "10ms")
+	cfg, err := config.Parse("test.yaml", []byte(text), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The listener of "app" is configured as 127.0.0.1:0 both times: it is kept.
+	if err := f.sc.Reload(cfg); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := f.sc.UpstreamAddr("app"); got != addr {
+		t.Errorf("app's listener moved from %s to %s", addr, got)
+	}
+	if f.sc.UpstreamAddr("second") == "" {
+		t.Fatal("second upstream has no listener")
+	}
+	got, code, err := f.get("/", "alice")
+	if err != nil || code != 200 {
+		t.Fatalf("after reload: %d %v", code, err)
+	}
+	t.Logf("alice: %s under ring_hash, %s under maglev", home, got)
+	// An invalid change is refused and nothing changes.
+	bad := *cfg
+	bad.Discovery.File.PollInterval = time.Hour
+	if err := f.sc.Reload(&bad); err == nil {
+		t.Error("Reload accepted a discovery change")
+	}
+	if _, code, err := f.get("/", "alice"); err != nil || code != 200 {
+		t.Fatalf("after refused reload: %d %v", code, err)
+	}
+}
