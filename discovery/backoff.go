@@ -28,10 +28,14 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	}
 	d := base
 	for i := 0; i < attempt && d < ceiling; i++ {
+		if d > ceiling/2 {
+			d = ceiling // doubling would pass the cap, or overflow when the cap is huge
+			break
+		}
 		d *= 2
 	}
 	d = min(d, ceiling)
-	floor := base / 2
+	floor := min(base/2, ceiling)
 	return floor + rand.N(max(d-floor, 1))
 }
 
@@ -53,7 +57,8 @@ func Sleep(ctx context.Context, d time.Duration) error {
 
 // LogLimiter decides when a repeating error is worth a log line: the first time for a key,
 // then at most once per interval, telling how many were suppressed meanwhile. An unreachable
-// registry is then logged once, not once per retry. Safe for concurrent use.
+// registry is then logged once, not once per retry. Safe for concurrent use. The zero value
+// allows every call; NewLogLimiter sets the interval.
 type LogLimiter struct {
 	every time.Duration
 	now   func() time.Time
@@ -75,9 +80,15 @@ func NewLogLimiter(every time.Duration) *LogLimiter {
 // Allow reports whether to log now for key, and how many calls for key were suppressed since
 // the last allowed one.
 func (l *LogLimiter) Allow(key string) (ok bool, suppressed int) {
-	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.keys == nil { // the zero value logs every time (every = 0)
+		l.keys = make(map[string]*logState)
+	}
+	now := time.Now()
+	if l.now != nil {
+		now = l.now()
+	}
 	st := l.keys[key]
 	if st == nil {
 		l.keys[key] = &logState{last: now}

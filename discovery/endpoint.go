@@ -82,6 +82,9 @@ func (e Endpoint) Validate() error {
 	if e.Weight < 1 {
 		return fmt.Errorf("%w %q: weight %d, want >= 1", ErrBadEndpoint, e.ID, e.Weight)
 	}
+	if e.Health > HealthCritical {
+		return fmt.Errorf("%w %q: %v, want passing, warning or critical", ErrBadEndpoint, e.ID, e.Health)
+	}
 	return nil
 }
 
@@ -94,13 +97,17 @@ func ValidateAddress(addr string) error {
 	if host == "" {
 		return fmt.Errorf("address %q: empty host", addr)
 	}
+	if strings.ContainsAny(host, " \t\r\n/") {
+		return fmt.Errorf("address %q: the host holds a space or a slash", addr)
+	}
 	return ValidatePort(port)
 }
 
-// ValidatePort checks that port is a decimal number in 1..65535.
+// ValidatePort checks that port is a decimal number in 1..65535, written without a sign or
+// leading zeros (so that one backend has one spelling, and one endpoint ID).
 func ValidatePort(port string) error {
 	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
+	if err != nil || n < 1 || n > 65535 || port[0] < '1' || port[0] > '9' {
 		return fmt.Errorf("port %q: want a number in 1..65535", port)
 	}
 	return nil

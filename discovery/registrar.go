@@ -69,7 +69,7 @@ func (r Registration) Validate() error {
 	}
 	if r.Check.HTTP != "" {
 		u, err := url.Parse(r.Check.HTTP)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 			return bad("service %q: check url %q, want http(s)://host:port/path", r.Service, r.Check.HTTP)
 		}
 		if r.Check.Interval < 0 || r.Check.Timeout < 0 || r.Check.DeregisterAfter < 0 {

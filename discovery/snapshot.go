@@ -82,6 +82,9 @@ func Dedup(update UpdateFunc) UpdateFunc {
 		last = make(map[string]*Snapshot)
 	)
 	return func(s *Snapshot) {
+		if s == nil {
+			return
+		}
 		mu.Lock()
 		prev := last[s.Service]
 		if prev != nil && prev.Equal(s) {

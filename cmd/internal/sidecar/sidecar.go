@@ -5,7 +5,6 @@ package sidecar
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -53,6 +52,7 @@ type Sidecar struct {
 	listeners map[string]*listener // by configured address
 	hostRoute *listener
 	watch     *watch          // the running Source.Watch; nil before Run
+	watched   bool            // a watch was started once
 	runCtx    context.Context // Run's context, for what Reload starts
 	bgWG      sync.WaitGroup  // goroutines Reload may start: balancer.Run, servers
 
@@ -353,10 +353,27 @@ func (s *Sidecar) restartWatchLocked() {
 	ctx, cancel := context.WithCancel(s.runCtx)
 	w := &watch{cancel: cancel, done: make(chan struct{})}
 	services := s.servicesLocked()
+	initial := s.watch == nil && !s.watched
+	s.watched = true
 	go func() {
 		defer close(w.done)
-		if err := s.source.Watch(ctx, services, s.dispatch); err != nil && !errors.Is(err, context.Canceled) {
-			s.fail(fmt.Errorf("discovery: %w", err))
+		var backoff discovery.Backoff
+		for attempt := 0; ; attempt++ {
+			err := s.source.Watch(ctx, services, s.dispatch)
+			if ctx.Err() != nil {
+				return
+			}
+			if initial {
+				// At start a source that cannot start (a bad services file) is a bad
+				// configuration: exit rather than serve nothing.
+				s.fail(fmt.Errorf("discovery: %w", err))
+				return
+			}
+			// After a reload the last snapshots stay in force; keep trying.
+			s.log.Error("discovery watch failed; retrying, the last snapshots stay in force", zap.Error(err))
+			if discovery.Sleep(ctx, backoff.Delay(attempt)) != nil {
+				return
+			}
 		}
 	}()
 	s.watch = w
