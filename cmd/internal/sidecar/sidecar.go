@@ -213,7 +213,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case runErr = <-s.fatal:
-		s.log.Error("listener failed: shutting down", zap.Error(runErr))
+		s.log.Error("shutting down", zap.Error(runErr))
 	case err := <-adminDone:
 		runErr = fmt.Errorf("admin server: %w", err)
 		adminDone <- nil
@@ -350,9 +350,13 @@ func (s *Sidecar) restartWatchLocked() {
 	if s.watch != nil {
 		s.watch.stop()
 	}
+	services := s.servicesLocked()
+	if len(services) == 0 {
+		s.watch = nil // a sidecar that only registers its app watches nothing
+		return
+	}
 	ctx, cancel := context.WithCancel(s.runCtx)
 	w := &watch{cancel: cancel, done: make(chan struct{})}
-	services := s.servicesLocked()
 	initial := s.watch == nil && !s.watched
 	s.watched = true
 	go func() {
