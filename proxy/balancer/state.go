@@ -1,0 +1,232 @@
+package balancer
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/ringside-proxy/ringside/discovery"
+	"github.com/ringside-proxy/ringside/hashring"
+)
+
+// state is an upstream's routing state: built by Update off the request path, published
+// through Upstream.state, and never modified afterwards. The handles it points to are
+// mutable (atomics); the slices are not.
+type state struct {
+	// nodes are the routable endpoints (present, not critical) as the table sees them,
+	// sorted by ID; Update compares them to decide whether to rebuild.
+	nodes []hashring.Node
+	// eps are the handles of nodes, in the same order, which is the table's: the hot path
+	// indexes them by table index.
+	eps []*Endpoint
+	// weights[i] is eps[i]'s weight; totalWeight their sum.
+	weights     []int
+	totalWeight int
+	// all holds every handle, critical ones too, sorted by ID.
+	all []*Endpoint
+
+	// What the policy prepared: a hash table, or a weighted schedule of indexes into eps.
+	table    hashring.Table
+	schedule []int32
+	// strides are steps coprime with len(eps), for visiting every endpoint once in a
+	// scrambled order.
+	strides []uint32
+
+	// panicBelow is the number of healthy endpoints below which the upstream is in panic
+	// mode; negative when panic mode is off.
+	panicBelow float64
+	// maxEjected is how many endpoints may be ejected at once.
+	maxEjected int32
+}
+
+// Update installs s as the upstream's set of endpoints. It keeps the handle of every endpoint
+// whose ID and address it already knows, makes handles for new ones (calling
+// Options.OnEndpoint), drops the others (calling Options.OnRemove), rebuilds the hash table or
+// schedule only when the routable endpoints or their weights changed, and publishes the new
+// state atomically. Critical endpoints keep their handles but take no traffic; warning ones
+// take the weight the snapshot gives them.
+//
+// Update must not be called concurrently with itself (a discovery source calls it from one
+// goroutine per service); it is safe to call concurrently with everything else. If the new
+// table cannot be built, Update logs the error and keeps the previous state.
+func (u *Upstream) Update(s *discovery.Snapshot) {
+	if s == nil {
+		return
+	}
+	u.updateMu.Lock()
+	defer u.updateMu.Unlock()
+
+	old := u.state.Load()
+	eps := uniqueSorted(s.Endpoints)
+	nodes := make([]hashring.Node, 0, len(eps))
+	for _, de := range eps {
+		if de.Health != discovery.HealthCritical {
+			nodes = append(nodes, hashring.Node{ID: de.ID, Weight: max(de.Weight, 1)})
+		}
+	}
+	ns := &state{nodes: nodes}
+	if old != nil && slices.Equal(old.nodes, nodes) {
+		ns.table, ns.schedule, ns.strides = old.table, old.schedule, old.strides
+	} else if len(nodes) > 0 {
+		err := u.pol.prepare(ns)
+		if err == nil {
+			err = ns.checkTable()
+		}
+		if err != nil {
+			u.log.Error("snapshot rejected, keeping the previous endpoints",
+				zap.String("upstream", u.name), zap.Uint64("revision", s.Revision), zap.Error(err))
+			return
+		}
+		ns.strides = coprimeStrides(len(nodes))
+	}
+
+	now := u.nowNanos()
+	warm := old != nil // the first snapshot's endpoints do not warm up
+	byID := make(map[string]*Endpoint, len(eps))
+	var gone []*Endpoint
+	for _, de := range eps {
+		e := u.handles[de.ID]
+		if e != nil && e.Address != de.Address {
+			gone = append(gone, e)
+			e = nil
+		}
+		if e == nil {
+			e = u.newHandle(de)
+			if warm {
+				u.startWarming(e, now)
+			}
+		}
+		e.weight.Store(int64(max(de.Weight, 1)))
+		if de.Health == discovery.HealthCritical {
+			e.setFlags(statusCritical, statusRoutable)
+		} else if prev := e.setFlags(statusRoutable, statusCritical); prev&statusCritical != 0 && warm {
+			u.startWarming(e, now)
+		}
+		byID[de.ID] = e
+		ns.all = append(ns.all, e)
+	}
+	for id, e := range u.handles {
+		if byID[id] == nil {
+			gone = append(gone, e)
+		}
+	}
+	for _, e := range gone {
+		e.setFlags(statusRemoved, statusRoutable|statusEjected|statusActiveDown)
+	}
+	ns.index(byID)
+	ns.panicBelow = -1
+	if u.cfg.PanicThreshold > 0 {
+		ns.panicBelow = u.cfg.PanicThreshold * float64(len(ns.eps)) / 100
+	}
+	ns.maxEjected = int32(max(1, len(ns.eps)*u.cfg.Outlier.MaxEjectionPercent/100))
+
+	u.handles = byID
+	u.state.Store(ns)
+	u.snap.Store(s)
+	for _, e := range gone {
+		if u.onGone != nil {
+			u.onGone(e)
+		}
+	}
+	select {
+	case u.changed <- struct{}{}:
+	default:
+	}
+	u.notify()
+}
+
+// panicking reports whether the state is in panic mode when down of its endpoints are
+// ejected or failing active checks.
+func (s *state) panicking(down int32) bool {
+	return s.panicBelow >= 0 && float64(len(s.eps)-int(down)) < s.panicBelow
+}
+
+// newHandle returns a handle for de, with its Data set, not yet published.
+func (u *Upstream) newHandle(de discovery.Endpoint) *Endpoint {
+	e := &Endpoint{ID: de.ID, Address: de.Address, Zone: de.Zone, up: u, seed: hashring.HashString(de.ID)}
+	if u.onNew != nil {
+		e.Data = u.onNew(e)
+	}
+	return e
+}
+
+// checkTable reports whether the prepared table holds exactly s.nodes in the same order (both
+// are sorted by ID), so that a table index is a node index. A table that does not is a bug in
+// the table, and the snapshot is refused.
+func (s *state) checkTable() error {
+	if s.table == nil {
+		return nil
+	}
+	if n := s.table.Len(); n != len(s.nodes) {
+		return fmt.Errorf("table holds %d endpoints, want %d", n, len(s.nodes))
+	}
+	for i, nd := range s.nodes {
+		if id := s.table.Node(i).ID; id != nd.ID {
+			return fmt.Errorf("table entry %d is %q, want %q", i, id, nd.ID)
+		}
+	}
+	return nil
+}
+
+// index fills eps and weights in table order, which is node order. byID holds a handle for
+// every node.
+func (s *state) index(byID map[string]*Endpoint) {
+	s.eps = make([]*Endpoint, len(s.nodes))
+	s.weights = make([]int, len(s.nodes))
+	for i, nd := range s.nodes {
+		s.eps[i], s.weights[i] = byID[nd.ID], nd.Weight
+		s.totalWeight += nd.Weight
+	}
+}
+
+// uniqueSorted returns eps sorted by ID with one endpoint per ID (the last one given), without
+// modifying eps. Snapshots made by discovery.NewSnapshot already are.
+func uniqueSorted(eps []discovery.Endpoint) []discovery.Endpoint {
+	if slices.IsSortedFunc(eps, func(a, b discovery.Endpoint) int {
+		if a.ID == b.ID {
+			return -1 // a duplicate is not sorted: take the slow path
+		}
+		return strings.Compare(a.ID, b.ID)
+	}) {
+		return eps
+	}
+	out := slices.Clone(eps)
+	slices.SortStableFunc(out, func(a, b discovery.Endpoint) int { return strings.Compare(a.ID, b.ID) })
+	uniq := out[:0]
+	for i, e := range out {
+		if i+1 < len(out) && out[i+1].ID == e.ID {
+			continue
+		}
+		uniq = append(uniq, e)
+	}
+	return uniq
+}
+
+// coprimeStrides returns up to 8 steps coprime with n, spread over [1, n), so that
+// (start + k·stride) mod n visits every index of n once.
+func coprimeStrides(n int) []uint32 {
+	if n <= 2 {
+		return []uint32{1}
+	}
+	var out []uint32
+	for j := 1; j <= 8; j++ {
+		for k := max(1, j*n/9); k < n; k++ {
+			if gcd(k, n) == 1 {
+				if !slices.Contains(out, uint32(k)) {
+					out = append(out, uint32(k))
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
