@@ -44,9 +44,8 @@ const (
 type Config struct {
 	// Kind is the policy; default RingHash.
 	Kind Kind
-	// VirtualNodes is the number of ring points per unit of weight (ring_hash), after the
-	// weights are divided by their greatest common divisor; default 160. It is reduced for a
-	// ring that would exceed hashring.MaxRingPoints.
+	// VirtualNodes is the number of ring points per unit of weight (ring_hash); default 160.
+	// It is reduced only for a ring that would exceed 4M points (maxRingPoints).
 	VirtualNodes int
 	// MaglevTableSize is the size of the maglev lookup table, a prime larger than the number
 	// of endpoints; 0 means the hashring package's default.

@@ -242,3 +242,28 @@ func TestCriticalEndpointsGetNoTraffic(t *testing.T) {
 		})
 	}
 }
+
+// A weight-1 endpoint joining endpoints of weight 2 once changed every endpoint's points (the
+// weights were divided by their greatest common divisor, which the newcomer changed) and moved
+// keys between survivors.
+func TestJoinThatChangesWeightDivisorMovesOnlyNewcomersKeys(t *testing.T) {
+	u, _, _ := newTest(t, Config{}, snap(weighted("a", 2), weighted("b", 2), weighted("c", 2)))
+	hs := keyHashes(20000)
+	before := homes(u, hs)
+	u.Update(snap(weighted("a", 2), weighted("b", 2), weighted("c", 2), weighted("d", 1)))
+	after := homes(u, hs)
+	toNew := 0
+	for i := range hs {
+		switch {
+		case after[i] == "d":
+			toNew++
+		case after[i] != before[i]:
+			t.Fatalf("key %d moved from %s to %s, between survivors", i, before[i], after[i])
+		}
+	}
+	if toNew == 0 {
+		t.Fatal("no key moved to the newcomer")
+	}
+	t.Logf("%d of %d keys moved, all to the newcomer (share %.3f, weight share %.3f)", toNew, len(hs),
+		float64(toNew)/float64(len(hs)), 1.0/7)
+}

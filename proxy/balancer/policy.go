@@ -63,12 +63,21 @@ type ringHashPolicy struct {
 }
 
 func (r ringHashPolicy) prepare(s *state) error {
-	nodes, total := reducedWeights(s.nodes)
-	vnodes := r.vnodes
-	if total*vnodes > hashring.MaxRingPoints {
-		vnodes = max(1, hashring.MaxRingPoints/total)
+	total := 0
+	for _, nd := range s.nodes {
+		total += nd.Weight
 	}
-	t, err := hashring.NewRing(nodes, hashring.WithVirtualNodes(vnodes))
+	// Points per weight unit stay fixed whatever the membership, so a change moves only the
+	// keys of the endpoints that changed. (Dividing the weights by their greatest common
+	// divisor would save points, but the divisor changes with membership — all weights 2,
+	// then a weight-1 endpoint joins — and with it every endpoint's points.) Only a ring that
+	// would pass maxRingPoints is thinned, which does move keys between survivors: keep
+	// weights small (1–10).
+	vnodes := r.vnodes
+	if total*vnodes > maxRingPoints {
+		vnodes = max(1, maxRingPoints/total)
+	}
+	t, err := hashring.NewRing(s.nodes, hashring.WithVirtualNodes(vnodes))
 	if err != nil {
 		return err
 	}
@@ -80,21 +89,9 @@ func (r ringHashPolicy) open(u *Upstream, s *state, h uint64, hasKey bool) openi
 	return openHashed(u, s, h, hasKey, r.noKey)
 }
 
-// reducedWeights returns nodes with their weights divided by their greatest common divisor,
-// which gives the same shares with fewer ring points, and the sum of the new weights.
-func reducedWeights(nodes []hashring.Node) ([]hashring.Node, int) {
-	g := 0
-	for _, nd := range nodes {
-		g = gcd(g, nd.Weight)
-	}
-	out := make([]hashring.Node, len(nodes))
-	total := 0
-	for i, nd := range nodes {
-		out[i] = hashring.Node{ID: nd.ID, Weight: nd.Weight / g}
-		total += out[i].Weight
-	}
-	return out, total
-}
+// maxRingPoints bounds a ring at 4M points (about 50 MB): 160 points per unit of weight for
+// 26,000 units, e.g. 2,600 endpoints of weight 10.
+const maxRingPoints = 1 << 22
 
 // maglevPolicy walks a maglev lookup table from the key's hash.
 type maglevPolicy struct {
