@@ -123,7 +123,7 @@ func (c *Config) validate(v *validator) {
 	}
 	if c.HostRouting != nil {
 		v.hostPort("host_routing.listen", c.HostRouting.Listen)
-		if other, dup := listens[c.HostRouting.Listen]; dup {
+		if other, dup := listens[c.HostRouting.Listen]; dup && !strings.HasSuffix(c.HostRouting.Listen, ":0") {
 			v.fail("host_routing.listen", "%s is also %s", c.HostRouting.Listen, other)
 		}
 		v.tlsServer("host_routing.tls", c.HostRouting.TLS)

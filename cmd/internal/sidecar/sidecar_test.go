@@ -109,6 +109,12 @@ func parseConfig(t *testing.T, dir, upstreamExtra, drain string) *config.Config 
 
 func newFixture(t *testing.T, upstreamExtra, drain string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, upstreamExtra, drain, nil)
+}
+
+// newFixtureWith lets prepare change the sidecar before Run starts.
+func newFixtureWith(t *testing.T, upstreamExtra, drain string, prepare func(*Sidecar)) *fixture {
+	t.Helper()
 	f := &fixture{t: t, dir: t.TempDir(), client: &http.Client{Timeout: 5 * time.Second}}
 	for i := range 3 {
 		f.backends = append(f.backends, startTestBackend(t, fmt.Sprintf("b%d", i+1)))
@@ -119,6 +125,9 @@ func newFixture(t *testing.T, upstreamExtra, drain string) *fixture {
 		t.Fatal(err)
 	}
 	f.sc = sc
+	if prepare != nil {
+		prepare(sc)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel, f.done = cancel, make(chan error, 1)
 	go func() { f.done <- sc.Run(ctx) }()
@@ -382,4 +391,13 @@ func TestReloadAddsChangesAndRemovesUpstreams(t *testing.T) {
 	if _, code, err := f.get("/", "alice"); err != nil || code != 200 {
 		t.Fatalf("after refused reload: %d %v", code, err)
 	}
+}
+
+func startListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
