@@ -152,8 +152,8 @@ func (c *Config) validateDiscovery(v *validator) {
 		}
 		v.nonNegative("discovery.file.poll_interval", d.File.PollInterval)
 	case "consul":
-		if d.Consul.Address != "" && !strings.Contains(d.Consul.Address, ":") {
-			v.fail("discovery.consul.address", "%q: want host:port, e.g. 127.0.0.1:8500", d.Consul.Address)
+		if a := d.Consul.Address; a != "" && !strings.Contains(a, "://") && !strings.Contains(a, ":") {
+			v.fail("discovery.consul.address", "%q: want host:port or a URL (http://, https://, unix://), e.g. 127.0.0.1:8500", a)
 		}
 		if d.Consul.Scheme != "" {
 			v.oneOf("discovery.consul.scheme", d.Consul.Scheme, "http", "https")
