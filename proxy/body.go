@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// How an exchange sends the request body.
+const (
+	bodyNone     uint8 = iota // no body
+	bodyBuffered              // read whole before the first attempt (x.body): replayable
+	bodyStreamed              // copied from the client as it arrives: sent once
+)
+
+// clientError marks a failure to read the client's request body, as opposed to a failure
+// to write it upstream.
+type clientError struct{ err error }
+
+func (e *clientError) Error() string { return "read request body: " + e.err.Error() }
+func (e *clientError) Unwrap() error { return e.err }
+
+var errShortBody = errors.New("request body shorter than its Content-Length")
+
+// copyBufs holds the buffers of streamed request bodies and tunnels.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// prepareBody decides how the request body is sent, and reads it whole when it is small
+// enough to be replayed (Config.Retry.ReplayBodySize). A body the server already buffered
+// (StreamRequestBody off) is always replayable.
+func (x *exchange) prepareBody() error {
+	req := &x.ctx.Request
+	cl := req.Header.ContentLength()
+	switch {
+	case !req.IsBodyStream():
+		if len(req.Body()) > 0 {
+			x.body, x.bodyMode = append(x.body[:0], req.Body()...), bodyBuffered
+		}
+		return nil
+	case cl == 0, cl == -2:
+		return nil
+	case cl > 0 && cl <= x.h.cfg.Retry.ReplayBodySize && !x.upgrade:
+		if cap(x.body) < cl {
+			x.body = make([]byte, cl)
+		}
+		x.body = x.body[:cl]
+		r := clientReader{ctx: x, r: x.ctx.RequestBodyStream()}
+		if _, err := io.ReadFull(r, x.body); err != nil {
+			return &clientError{err: err}
+		}
+		x.bodyMode = bodyBuffered
+		return nil
+	}
+	x.bodyMode = bodyStreamed
+	return nil
+}
+
+// canResend reports whether the body can be sent again: there is none, it is buffered, or
+// not a byte of the stream has been read yet.
+func (x *exchange) canResend() bool {
+	return x.bodyMode != bodyStreamed || !x.bodyTouched
+}
+
+// writeRequest writes the request header and body to bw, which writes to the endpoint
+// connection c. A failure to read the client's body is a *clientError.
+func (x *exchange) writeRequest(bw *bufio.Writer, c net.Conn) error {
+	hdr := &x.ctx.Request.Header
+	// Endpoints are always spoken to in HTTP/1.1, whatever the client speaks, so that their
+	// connections stay alive; the client's version is restored for the server's own use.
+	if !hdr.IsHTTP11() {
+		proto := string(hdr.Protocol()) // HTTP/1.0 requests are rare; this allocates
+		hdr.SetProtocol("HTTP/1.1")
+		defer hdr.SetProtocol(proto)
+	}
+	if err := hdr.Write(bw); err != nil {
+		return err
+	}
+	switch x.bodyMode {
+	case bodyBuffered:
+		_, err := bw.Write(x.body)
+		return err
+	case bodyStreamed:
+		x.bodyTouched = true
+		return x.copyBody(bw, c)
+	}
+	return nil
+}
+
+// copyBody streams the client's body to bw: exactly Content-Length bytes, or re-chunked when
+// the client sent it chunked (chunks are flushed as they come, trailers are dropped).
+func (x *exchange) copyBody(bw *bufio.Writer, c net.Conn) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	r := clientReader{ctx: x, r: x.ctx.RequestBodyStream()}
+	idle := x.h.cfg.StreamIdleTimeout
+	cl := int64(x.ctx.Request.Header.ContentLength())
+	chunked := cl < 0
+	var sent int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			_ = c.SetWriteDeadline(time.Now().Add(idle))
+			if werr := writeData(bw, buf[:n], chunked); werr != nil {
+				return werr
+			}
+			sent += int64(n)
+			if !chunked && sent > cl {
+				return &clientError{err: errors.New("request body longer than its Content-Length")}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if chunked {
+		_, err := bw.WriteString("0\r\n\r\n")
+		return err
+	}
+	if sent != cl {
+		return &clientError{err: fmt.Errorf("%w: %d of %d bytes", errShortBody, sent, cl)}
+	}
+	return nil
+}
+
+// writeData writes p as it is, or as one chunk flushed at once.
+func writeData(bw *bufio.Writer, p []byte, chunked bool) error {
+	if !chunked {
+		_, err := bw.Write(p)
+		return err
+	}
+	var size [16]byte
+	bw.Write(strconv.AppendInt(size[:0], int64(len(p)), 16)) //nolint:errcheck // sticky: seen by Flush
+	bw.WriteString("\r\n")                                   //nolint:errcheck
+	bw.Write(p)                                              //nolint:errcheck
+	bw.WriteString("\r\n")                                   //nolint:errcheck
+	return bw.Flush()
+}
+
+// clientReader reads the client's request body, extending the client connection's read
+// deadline by Config.StreamIdleTimeout before each read, and marks its errors as
+// *clientError.
+type clientReader struct {
+	ctx *exchange
+	r   io.Reader
+}
+
+func (r clientReader) Read(p []byte) (int, error) {
+	if c := r.ctx.ctx.Conn(); c != nil {
+		_ = c.SetReadDeadline(time.Now().Add(r.ctx.h.cfg.StreamIdleTimeout))
+	}
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &clientError{err: err}
+	}
+	return n, err
+}

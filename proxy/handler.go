@@ -1,0 +1,309 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/ringside-proxy/ringside/proxy/balancer"
+	"github.com/ringside-proxy/ringside/proxy/hashkey"
+)
+
+// Options are the collaborators of a Handler. All are optional.
+type Options struct {
+	// Logger receives an endpoint without a transport (a wiring mistake) at Error, and each
+	// failed attempt at Debug (checked first: nothing is built when Debug is off). If nil,
+	// zap.NewNop().
+	Logger *zap.Logger
+	// Metrics records requests, latency, retries and tunnels. If nil, nothing is recorded.
+	Metrics *Metrics
+	// AccessLog, if set, receives one Info line per sampled request. If nil, there is no
+	// access log, at no cost.
+	AccessLog *zap.Logger
+	// AccessLogEvery samples the access log: one request in every AccessLogEvery is logged.
+	// Default 100; 1 logs every request.
+	AccessLogEvery int
+}
+
+// Handler forwards requests to the endpoints of one balancer.Upstream. Create it with New;
+// serve it with a fasthttp.Server configured as NewServer does (StreamRequestBody on).
+//
+// A Handler is safe for concurrent use. None of its configuration may change after New.
+// Streamed response bodies and upgraded connections outlive ServeFastHTTP; Drain waits for
+// them at shutdown.
+type Handler struct {
+	cfg     Config
+	up      *balancer.Upstream
+	keys    *hashkey.Extractor
+	log     *zap.Logger
+	access  *accessLog
+	metrics *upstreamMetrics
+	budget  *budget
+	ids     *requestIDs
+	track   tracker
+	tunnels atomic.Int64
+
+	noTransport atomic.Bool // the wiring mistake was logged
+	exchanges   sync.Pool
+}
+
+// New returns a Handler forwarding to up. up's endpoints must carry the Data of a Transport:
+// create up with Transport.BalancerOptions.
+func New(cfg Config, up *balancer.Upstream, opts Options) (*Handler, error) {
+	if up == nil {
+		return nil, fmt.Errorf("%w: nil upstream", ErrBadConfig)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	specs, err := hashkey.ParseSpecs(cfg.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: upstream %q: %w", ErrBadConfig, up.Name(), err)
+	}
+	keys, err := hashkey.New(specs, cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("%w: upstream %q: %w", ErrBadConfig, up.Name(), err)
+	}
+	cfg.TrustedProxies = keys.Trusted() // masked copies
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	h := &Handler{
+		cfg:     cfg,
+		up:      up,
+		keys:    keys,
+		log:     opts.Logger.With(zap.String("upstream", up.Name())),
+		access:  newAccessLog(opts.AccessLog, up.Name(), orDefault(opts.AccessLogEvery, 100)),
+		metrics: opts.Metrics.upstream(up.Name()),
+		budget:  newBudget(cfg.Retry.Budget),
+		ids:     newRequestIDs(),
+	}
+	h.exchanges.New = func() any { return &exchange{h: h} }
+	return h, nil
+}
+
+// Drain waits for the streamed responses and upgraded connections in progress to end, for
+// shutdown; new upgrades are refused from the first call on. When ctx ends first, it breaks
+// off what is left (closing the connections), waits briefly for it to unwind, and returns
+// ctx.Err(). Call it alongside fasthttp.Server.ShutdownWithContext: the server does not wait
+// for upgraded connections, and cannot interrupt a stream that never ends.
+func (h *Handler) Drain(ctx context.Context) error { return h.track.drain(ctx) }
+
+// Active returns the number of streamed responses and upgraded connections in progress.
+func (h *Handler) Active() int { return h.track.len() }
+
+// exchange is the state of one request, pooled.
+type exchange struct {
+	h   *Handler
+	ctx *fasthttp.RequestCtx
+
+	peer, client netip.Addr
+	trusted      bool
+	upgrade      bool
+	idempotent   bool
+
+	bodyMode    uint8
+	bodyTouched bool   // a byte of the streamed body was read
+	bodyDone    bool   // the client's body was read to its end
+	body        []byte // bodyBuffered: the whole body
+
+	up   upConn // the endpoint connection of the current attempt, while held
+	keep bool   // up may be reused once the response body is read
+
+	// Buffers reused from request to request.
+	drop    []byte // names of the request headers to drop (reqScan.drop)
+	target  []byte // the rewritten request target
+	scratch []byte // header values being built
+	log     *entry // non-nil when this request is sampled for the access log
+}
+
+// ServeFastHTTP forwards one request. It implements the fasthttp.RequestHandler signature.
+func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
+	x := h.exchanges.Get().(*exchange)
+	x.ctx = ctx
+	if h.access.sample() {
+		if x.log == nil {
+			x.log = new(entry)
+		}
+		x.log.begin(ctx.Method(), ctx.Request.Header.RequestURI())
+	} else if x.log != nil {
+		x.log = nil
+	}
+	if h.metrics != nil {
+		h.metrics.inFlight.Inc()
+	}
+	status := x.serve()
+	if h.metrics != nil || x.log != nil {
+		took := time.Since(ctx.Time())
+		if h.metrics != nil {
+			h.metrics.inFlight.Dec()
+			h.metrics.duration.Observe(took.Seconds())
+		}
+		if x.log != nil {
+			h.access.write(x.log, status, took, x)
+		}
+	}
+	x.reset()
+	h.exchanges.Put(x)
+}
+
+func (x *exchange) reset() {
+	x.up.release(false) // a safety net: every path has released or handed over the connection
+	*x = exchange{h: x.h, body: x.body[:0], drop: x.drop[:0], target: x.target[:0], scratch: x.scratch[:0], log: x.log}
+}
+
+// serve handles the request and returns the status sent.
+func (x *exchange) serve() int {
+	h, ctx := x.h, x.ctx
+	hdr := &ctx.Request.Header
+	x.peer = hashkey.PeerAddr(ctx)
+	x.trusted = hashkey.Trusted(x.peer, h.cfg.TrustedProxies)
+	scan := scanRequest(hdr.RawHeaders(), x.trusted, x.drop)
+	x.drop = scan.drop
+
+	// Request smuggling shapes fasthttp lets through: it refuses duplicate Content-Length
+	// headers, transfer codings other than chunked and bad header bytes itself, but quietly
+	// prefers Transfer-Encoding when Content-Length is there too, and accepts obs-fold.
+	if hdr.ContentLength() == -1 && scan.contentLength {
+		return x.reject(fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+	}
+	if scan.obsFold {
+		return x.reject(fasthttp.StatusBadRequest, "obsolete line folding in header")
+	}
+	if len(hdr.Host()) == 0 && hdr.IsHTTP11() {
+		return x.reject(fasthttp.StatusBadRequest, "missing Host header")
+	}
+	x.client = x.peer
+	if x.trusted {
+		x.client = hashkey.ClientIP(ctx, h.cfg.TrustedProxies)
+	}
+	x.upgrade = scan.isUpgrade(hdr)
+	x.idempotent = idempotentMethod(hdr) || scan.idempotencyKey
+	hash, hasKey := h.keys.Hash(ctx) // before any rewrite: keys see the request as sent
+
+	var ok bool
+	if x.target, ok = h.rewriteURI(hdr, x.target); !ok {
+		return x.reject(fasthttp.StatusBadRequest, "bad request target")
+	}
+	x.scratch = h.prepareRequest(ctx, &scan, x.peer, x.client, x.trusted, x.upgrade, x.scratch)
+	if err := x.prepareBody(); err != nil {
+		return x.clientFailed(err)
+	}
+	if x.bodyMode != bodyStreamed {
+		x.bodyDone = true
+	}
+	if x.upgrade && !x.reserveTunnel() {
+		return x.reject(fasthttp.StatusServiceUnavailable, "too many upgraded connections")
+	}
+	h.budget.request(ctx.Time())
+	return x.forward(hash, hasKey)
+}
+
+// forward runs the attempts of the request on the endpoints of its pick.
+func (x *exchange) forward(hash uint64, hasKey bool) int {
+	h := x.h
+	var pick balancer.Pick
+	h.up.Begin(&pick, hash, hasKey)
+	var last result
+	attempted := false
+	for attempt := 1; ; attempt++ {
+		ep, err := pick.Next()
+		if err != nil {
+			x.releaseTunnel()
+			if attempted && errors.Is(err, balancer.ErrExhausted) {
+				return x.failed(last)
+			}
+			return x.noEndpoint(err, last)
+		}
+		be, ok := ep.Data.(*backend)
+		if !ok {
+			x.missingTransport(ep)
+			continue
+		}
+		attempted = true
+		if x.log != nil {
+			x.log.endpoint, x.log.attempts = be.id, attempt
+		}
+		ep.Start()
+		start := time.Now()
+		last = x.attempt(be, start)
+		ep.Finish(balancer.Outcome{Status: last.status, Failure: last.fail.outcome(), Latency: time.Since(start)})
+		if last.fail != failNone {
+			if ce := h.log.Check(zap.DebugLevel, "attempt failed"); ce != nil {
+				ce.Write(zap.String("endpoint", be.id), zap.Int("attempt", attempt),
+					zap.Stringer("failure", last.fail), zap.Error(last.err))
+			}
+		}
+		retry := attempt < h.cfg.Retry.Attempts && x.shouldRetry(last)
+		if retry && !h.budget.tryRetry(time.Now()) {
+			if h.metrics != nil {
+				h.metrics.budget.Inc()
+			}
+			retry = false
+		}
+		if !retry {
+			if last.fail == failNone {
+				return x.deliver(be, last.status)
+			}
+			x.releaseTunnel()
+			return x.failed(last)
+		}
+		if h.metrics != nil {
+			h.metrics.retries[last.fail].Inc()
+		}
+		x.discard()
+	}
+}
+
+// missingTransport handles an endpoint whose Data is not a Transport's: a wiring mistake,
+// logged once.
+func (x *exchange) missingTransport(ep *balancer.Endpoint) {
+	ep.Start()
+	ep.Finish(balancer.Outcome{})
+	if x.h.noTransport.CompareAndSwap(false, true) {
+		x.h.log.Error("endpoint has no transport: create the upstream with Transport.BalancerOptions",
+			zap.String("endpoint", ep.ID))
+	}
+}
+
+// deliver sends the response of the last attempt to the client: a body already read, a body
+// streamed from the endpoint, or an upgrade.
+func (x *exchange) deliver(be *backend, status int) int {
+	be.codes.inc(status)
+	if status == fasthttp.StatusSwitchingProtocols {
+		x.startTunnel()
+		return status
+	}
+	x.releaseTunnel()
+	if x.up.c == nil {
+		return status
+	}
+	resp := &x.ctx.Response
+	cl := resp.Header.ContentLength()
+	s := newRespStream(&x.h.track, x.up, x.ctx.Conn(), x.h.cfg.StreamIdleTimeout, cl, x.keep)
+	x.up = upConn{}
+	if cl < 0 && !x.ctx.Request.Header.IsHTTP11() {
+		x.deliverUntilClose(s)
+		return status
+	}
+	if cl < 0 {
+		cl = -1
+		resp.ImmediateHeaderFlush = true // a stream of events must not wait for its first one
+	}
+	resp.SetBodyStream(s, cl)
+	return status
+}
+
+// discard drops the response of an attempt that will be retried.
+func (x *exchange) discard() {
+	x.up.release(false)
+	x.ctx.Response.ResetBody()
+}

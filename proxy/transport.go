@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ringside-proxy/ringside/proxy/balancer"
+)
+
+// TransportConfig configures the connections to the endpoints of one upstream. The zero value
+// of every field means its default.
+type TransportConfig struct {
+	// DialTimeout bounds connecting to an endpoint. Default 2s.
+	DialTimeout time.Duration
+	// IdleConnTimeout closes a pooled connection unused for this long. Keep it below the
+	// endpoints' own keep-alive timeout, or requests will meet connections the endpoint has
+	// just closed. Default 10s.
+	IdleConnTimeout time.Duration
+	// MaxConnsPerEndpoint caps the connections to one endpoint, pooled and busy (streams and
+	// tunnels included). An attempt that finds the pool full goes to the next endpoint.
+	// Default 1024.
+	MaxConnsPerEndpoint int
+	// MaxResponseHeaderSize is the largest response header accepted from an endpoint; it is
+	// also the read buffer of each connection. Default 16 KiB.
+	MaxResponseHeaderSize int
+	// WriteBufferSize is the write buffer of each connection. Default 4 KiB.
+	WriteBufferSize int
+}
+
+const (
+	defaultDialTimeout           = 2 * time.Second
+	defaultIdleConnTimeout       = 10 * time.Second
+	defaultMaxConnsPerEndpoint   = 1024
+	defaultMaxResponseHeaderSize = 16 << 10
+	defaultWriteBufferSize       = 4 << 10
+)
+
+func (c TransportConfig) withDefaults() (TransportConfig, error) {
+	c.DialTimeout = orDefault(c.DialTimeout, defaultDialTimeout)
+	c.IdleConnTimeout = orDefault(c.IdleConnTimeout, defaultIdleConnTimeout)
+	c.MaxConnsPerEndpoint = orDefault(c.MaxConnsPerEndpoint, defaultMaxConnsPerEndpoint)
+	c.MaxResponseHeaderSize = orDefault(c.MaxResponseHeaderSize, defaultMaxResponseHeaderSize)
+	c.WriteBufferSize = orDefault(c.WriteBufferSize, defaultWriteBufferSize)
+	if c.DialTimeout < 0 || c.IdleConnTimeout < 0 || c.MaxConnsPerEndpoint < 0 ||
+		c.MaxResponseHeaderSize < 1024 || c.WriteBufferSize < 512 {
+		return c, fmt.Errorf("%w: transport: negative values, or buffers below 1 KiB (read) / 512 B (write)", ErrBadConfig)
+	}
+	return c, nil
+}
+
+// Transport owns the connections to the endpoints of one upstream: one fasthttp.HostClient
+// per endpoint, created when the balancer first sees the endpoint and closed when it leaves.
+// Wire it into the balancer before creating the Upstream, with BalancerOptions or by setting
+// balancer.Options.OnEndpoint and OnRemove to its methods. Safe for concurrent use.
+type Transport struct {
+	upstream string
+	cfg      TransportConfig
+	metrics  *Metrics
+
+	mu       sync.Mutex
+	backends map[*backend]struct{}
+}
+
+// NewTransport returns the transport of the upstream named upstream. m may be nil (no
+// metrics).
+func NewTransport(upstream string, cfg TransportConfig, m *Metrics) (*Transport, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Transport{upstream: upstream, cfg: cfg, metrics: m, backends: make(map[*backend]struct{})}, nil
+}
+
+// BalancerOptions returns o with OnEndpoint and OnRemove set to t's (an OnRemove already in
+// o is still called, after t's), and Events set to t's Metrics when o has none and t has
+// some.
+func (t *Transport) BalancerOptions(o balancer.Options) balancer.Options {
+	o.OnEndpoint = t.OnEndpoint
+	if prev := o.OnRemove; prev != nil {
+		o.OnRemove = func(ep *balancer.Endpoint) { t.OnRemove(ep); prev(ep) }
+	} else {
+		o.OnRemove = t.OnRemove
+	}
+	if o.Events == nil && t.metrics != nil {
+		o.Events = t.metrics
+	}
+	return o
+}
+
+// OnEndpoint builds the client of a new endpoint; the balancer stores it in Endpoint.Data.
+func (t *Transport) OnEndpoint(ep *balancer.Endpoint) any {
+	b := &backend{id: ep.ID, addr: ep.Address}
+	b.hc = &fasthttp.HostClient{
+		Addr:                     ep.Address,
+		Dial:                     dialer(t.cfg.DialTimeout),
+		NoDefaultUserAgentHeader: true,
+		MaxConns:                 t.cfg.MaxConnsPerEndpoint,
+		MaxIdleConnDuration:      t.cfg.IdleConnTimeout,
+		ReadBufferSize:           t.cfg.MaxResponseHeaderSize,
+		WriteBufferSize:          t.cfg.WriteBufferSize,
+		DisablePathNormalizing:   true,
+		// Hot connections first: the cold ones then idle out instead of going stale.
+		ConnPoolStrategy: fasthttp.LIFO,
+	}
+	b.codes = t.metrics.endpointCodes(t.upstream, ep.ID)
+	t.mu.Lock()
+	t.backends[b] = struct{}{}
+	t.mu.Unlock()
+	return b
+}
+
+// OnRemove closes the idle connections of an endpoint that left the upstream. Connections
+// still busy finish their exchange and are closed by the pool's idle timer.
+func (t *Transport) OnRemove(ep *balancer.Endpoint) {
+	b, ok := ep.Data.(*backend)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	delete(t.backends, b)
+	t.mu.Unlock()
+	b.hc.CloseIdleConnections()
+	t.metrics.forgetEndpoint(t.upstream, ep.ID)
+}
+
+// CloseIdleConnections closes the idle pooled connections of every endpoint, for shutdown.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	bs := make([]*backend, 0, len(t.backends))
+	for b := range t.backends {
+		bs = append(bs, b)
+	}
+	t.mu.Unlock()
+	for _, b := range bs {
+		b.hc.CloseIdleConnections()
+	}
+}
+
+// backend is what the proxy keeps per endpoint, in balancer.Endpoint.Data. Immutable.
+type backend struct {
+	id, addr string
+	hc       *fasthttp.HostClient
+	codes    *codeCounters // requests by status class; nil without metrics
+}
+
+// connectError marks a failure to connect: the request never reached the endpoint.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "connect: " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// dialer returns the dial function of an endpoint's HostClient.
+func dialer(timeout time.Duration) fasthttp.DialFunc {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	return func(addr string) (net.Conn, error) {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return nil, &connectError{err: err}
+		}
+		return c, nil
+	}
+}
+
+// isConnectError reports whether err says the endpoint was never reached.
+func isConnectError(err error) bool {
+	var ce *connectError
+	return errors.As(err, &ce)
+}
