@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,10 @@ type TransportConfig struct {
 	MaxResponseHeaderSize int
 	// WriteBufferSize is the write buffer of each connection. Default 4 KiB.
 	WriteBufferSize int
+	// TLS, when set, makes every connection to the endpoints TLS with this configuration (CA
+	// pool, client certificate for mTLS, ServerName; an empty ServerName is the endpoint's
+	// host). The handshake happens on a connection's first write. If nil, plain HTTP.
+	TLS *tls.Config
 }
 
 const (
@@ -104,6 +109,8 @@ func (t *Transport) OnEndpoint(ep *balancer.Endpoint) any {
 		ReadBufferSize:           t.cfg.MaxResponseHeaderSize,
 		WriteBufferSize:          t.cfg.WriteBufferSize,
 		DisablePathNormalizing:   true,
+		IsTLS:                    t.cfg.TLS != nil,
+		TLSConfig:                t.cfg.TLS,
 		// Hot connections first: the cold ones then idle out instead of going stale.
 		ConnPoolStrategy: fasthttp.LIFO,
 	}

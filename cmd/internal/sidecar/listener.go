@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringside-proxy/ringside/cmd/internal/config"
+	"github.com/ringside-proxy/ringside/proxy"
 )
 
 // listener is one bound address with its fasthttp server. An upstream listener routes to the
@@ -70,17 +71,15 @@ func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t config.Timeou
 		ln = tls.NewListener(ln, &tls.Config{GetCertificate: cr.get, MinVersion: tls.VersionTLS12})
 	}
 	l := &listener{addr: addr, ln: ln, done: make(chan struct{})}
-	l.srv = &fasthttp.Server{
-		Handler:                      l.serve,
-		NoDefaultServerHeader:        true,
-		NoDefaultContentType:         true,
-		DisablePreParseMultipartForm: true,
-		StreamRequestBody:            true,
-		CloseOnShutdown:              true,
-		ReadTimeout:                  t.ReadHeader,
-		IdleTimeout:                  t.Idle,
-		ReadBufferSize:               t.MaxHeaderBytes,
-		Logger:                       fasthttpLogger{s.log},
+	l.srv, err = proxy.NewServer(l.serve, proxy.ServerConfig{
+		ReadHeaderTimeout:    t.ReadHeader,
+		IdleTimeout:          t.Idle,
+		MaxRequestHeaderSize: t.MaxHeaderBytes,
+		Logger:               s.log,
+	})
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
 	}
 	return l, nil
 }
@@ -138,16 +137,6 @@ func (l *listener) shutdown(ctx context.Context, log *zap.Logger) {
 	if err := l.srv.ShutdownWithContext(ctx); err != nil {
 		log.Warn("listener shutdown: connections cut at the end of the grace period",
 			zap.String("listen", l.addr), zap.Error(err))
-	}
-}
-
-// fasthttpLogger sends fasthttp's own messages (malformed requests and the like) to zap at
-// debug level: they describe client mistakes, which the client already got a 4xx for.
-type fasthttpLogger struct{ log *zap.Logger }
-
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	if ce := f.log.Check(zap.DebugLevel, "fasthttp"); ce != nil {
-		ce.Write(zap.String("message", fmt.Sprintf(format, args...)))
 	}
 }
 

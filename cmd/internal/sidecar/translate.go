@@ -34,6 +34,9 @@ func Check(cfg *config.Config) error {
 		if _, err := hashkey.ParseSpecs(u.HashKey); err != nil {
 			errs = append(errs, fmt.Errorf("%s.hash_key: %w", field, err))
 		}
+		if _, err := transportConfig(u); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		}
 	}
 	if cfg.Register != nil {
 		if err := registration(cfg.Register).Validate(); err != nil {
@@ -108,11 +111,13 @@ func proxyConfig(u config.Upstream) (proxy.Config, error) {
 	}, nil
 }
 
-func transportConfig(u config.Upstream) proxy.TransportConfig {
+func transportConfig(u config.Upstream) (proxy.TransportConfig, error) {
+	tc, err := upstreamTLS(u.UpstreamTLS)
 	return proxy.TransportConfig{
 		DialTimeout:     u.Timeouts.Dial,
 		IdleConnTimeout: u.Timeouts.Idle,
-	}
+		TLS:             tc,
+	}, err
 }
 
 // prefixes parses CIDRs, and plain IPs as single-address prefixes.

@@ -33,7 +33,11 @@ func (s *Sidecar) newUpstream(uc config.Upstream) (*upstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", uc.Name, err)
 	}
-	tr, err := proxy.NewTransport(uc.Name, transportConfig(uc), s.pmetrics)
+	tc, err := transportConfig(uc)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %q: %w", uc.Name, err)
+	}
+	tr, err := proxy.NewTransport(uc.Name, tc, s.pmetrics)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", uc.Name, err)
 	}
