@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ringside-proxy/ringside/cmd/internal/config"
+	"github.com/ringside-proxy/ringside/cmd/internal/sidecar"
 )
 
 // The deploy/ folder cannot be run here (no Docker engine, no cluster), so these tests hold
@@ -38,8 +39,13 @@ func TestExampleConfigsValidate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := config.Parse(p, data, func(string) (string, bool) { return "", false }); err != nil {
+			cfg, err := config.Parse(p, data, func(string) (string, bool) { return "", false })
+			if err != nil {
 				t.Fatalf("example does not validate:\n%v", err)
+			}
+			t.Chdir("../..") // the examples name files relative to the repository's root
+			if err := sidecar.Check(cfg); err != nil {
+				t.Fatalf("example is refused by the sidecar:\n%v", err)
 			}
 		})
 	}

@@ -64,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	if err := sidecar.Check(cfg); err != nil {
-		fmt.Fprintf(stderr, "ringside: invalid configuration:\n%s: %v\n", *path, err)
+		fmt.Fprintf(stderr, "ringside: invalid configuration:\n%v\n", err)
 		return exitConfig
 	}
 	if cmd == "validate" {

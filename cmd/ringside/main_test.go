@@ -52,3 +52,37 @@ func TestRunExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// validate refuses what run would refuse at start: problems only the packages see (a bounded
+// load on a policy that has none, a missing services file, an unreadable CA), each named with
+// its file, line and field.
+func TestValidateRefusesWhatRunWould(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		give string
+		want string
+	}{
+		{"missing services file", "discovery: {kind: file, file: {path: " + filepath.Join(dir, "none.yaml") + "}}\nupstreams: [{name: a, listen: '127.0.0.1:0'}]\n",
+			"c.yaml:1: discovery.file.path:"},
+		{"bounded load without a hash policy", "discovery: {kind: file, file: {path: x}}\nupstreams:\n  - name: a\n    listen: 127.0.0.1:0\n    balancer: round_robin\n    bounded_load: 1.5\n",
+			"c.yaml:6: upstreams[0].bounded_load: applies to the ring_hash and maglev balancers only"},
+		{"unreadable CA", "discovery: {kind: file, file: {path: x}}\nupstreams:\n  - name: a\n    listen: 127.0.0.1:0\n    upstream_tls: {ca_file: /nonexistent/ca.pem}\n",
+			"c.yaml:5: upstreams[0].upstream_tls:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, "c.yaml")
+			if err := os.WriteFile(p, []byte(tt.give), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"validate", "-config", p}, &stdout, &stderr); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr %s", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}

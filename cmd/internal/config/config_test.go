@@ -167,3 +167,39 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// ${VAR} in a number or a bool field: the expanded text is resolved again (it once stayed a
+// string and failed to decode into an int).
+func TestExpandIntoTypedFields(t *testing.T) {
+	text := `admin:
+  listen: "127.0.0.1:${ADMIN_PORT}"
+  pprof: ${PPROF}
+discovery: {kind: file, file: {path: s.yaml}}
+upstreams:
+  - name: a
+    listen: 127.0.0.1:9001
+    max_requests: ${MAX}
+    bounded_load: ${LOAD}
+    panic_threshold: ${PANIC:-30}
+    hash_key: ["header:${HDR}"]
+  - name: b
+    listen: 127.0.0.1:9002
+    service: "${MAX}"
+`
+	cfg, err := Parse("c.yaml", []byte(text), env(map[string]string{
+		"ADMIN_PORT": "9999", "PPROF": "true", "MAX": "7", "LOAD": "1.5", "HDR": "X-User-ID",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.Upstreams[0]
+	if !cfg.Admin.Pprof || cfg.Admin.Listen != "127.0.0.1:9999" || u.MaxRequests != 7 || u.BoundedLoad != 1.5 ||
+		*u.PanicThreshold != 30 || u.HashKey[0] != "header:X-User-ID" || cfg.Upstreams[1].Service != "7" {
+		t.Errorf("got pprof %v listen %s max %d load %g panic %g key %s service %q", cfg.Admin.Pprof, cfg.Admin.Listen,
+			u.MaxRequests, u.BoundedLoad, *u.PanicThreshold, u.HashKey[0], cfg.Upstreams[1].Service)
+	}
+	if _, err := Parse("c.yaml", []byte("upstreams:\n  - name: a\n    listen: 127.0.0.1:1\n    max_requests: ${MAX}\n"),
+		env(map[string]string{"MAX": "lots"})); err == nil || !strings.Contains(err.Error(), "c.yaml:4:") {
+		t.Errorf("a non-number in max_requests: %v", err)
+	}
+}

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -64,5 +63,3 @@ func validEnvName(s string) bool {
 	}
 	return true
 }
-
-func slicesSort(s []string) { slices.Sort(s) }

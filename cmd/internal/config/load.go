@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -74,6 +75,11 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 				errs = append(errs, &Error{File: name, Line: n.Line, Field: path, Msg: err.Error()})
 				return
 			}
+			if v != n.Value && n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) == 0 {
+				// An unquoted ${PORT} was resolved as a string before expansion; let yaml
+				// resolve the expanded text again, so it can fill an int, float or bool.
+				n.Tag = ""
+			}
 			n.Value = v
 		}
 	})
@@ -85,8 +91,9 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if err := root.Decode(&cfg); err != nil {
 		return nil, typeErrors(name, err)
 	}
+	cfg.file, cfg.lines = name, lines
 	cfg.applyDefaults()
-	v := &validator{file: name, lines: lines}
+	v := &validator{cfg: &cfg}
 	cfg.validate(v)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
@@ -176,7 +183,7 @@ func sortedKeys(m map[string]reflect.Type) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slicesSort(keys)
+	slices.Sort(keys)
 	return keys
 }
 

@@ -1,9 +1,12 @@
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Config is a whole ringside configuration file. Field tags name the YAML keys; every key is
-// documented in docs/config.md (linked from README.md), and unknown keys are errors.
+// documented in deploy/CONFIG.md (linked from README.md), and unknown keys are errors.
 type Config struct {
 	Admin     Admin      `yaml:"admin"`
 	Discovery Discovery  `yaml:"discovery"`
@@ -14,6 +17,24 @@ type Config struct {
 	HostRouting *HostRouting `yaml:"host_routing"`
 	Lifecycle   Lifecycle    `yaml:"lifecycle"`
 	Log         Log          `yaml:"log"`
+
+	// file and lines remember where each field was, for errors found after Load.
+	file  string
+	lines map[string]int
+}
+
+// Errorf returns an *Error about field (a path such as "upstreams[0].balancer"), at the line
+// of the field or of its nearest parent present in the file.
+func (c *Config) Errorf(field, format string, args ...any) *Error {
+	line, p := 0, field
+	for p != "" {
+		if l, ok := c.lines[p]; ok {
+			line = l
+			break
+		}
+		p = parent(p)
+	}
+	return &Error{File: c.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Admin is the admin server: /metrics, /readyz, /healthz, /debug/pprof.

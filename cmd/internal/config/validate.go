@@ -12,23 +12,14 @@ import (
 
 // validator collects errors, each tied to the line of the field it names.
 type validator struct {
-	file  string
-	lines map[string]int
-	errs  []error
+	cfg  *Config
+	errs []error
 }
 
 // fail records a problem with field; the line is the field's own, or its nearest parent's
 // when the field is absent from the file.
 func (v *validator) fail(field, format string, args ...any) {
-	line, p := 0, field
-	for p != "" {
-		if l, ok := v.lines[p]; ok {
-			line = l
-			break
-		}
-		p = parent(p)
-	}
-	v.errs = append(v.errs, &Error{File: v.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+	v.errs = append(v.errs, v.cfg.Errorf(field, format, args...))
 }
 
 func parent(p string) string {
@@ -216,6 +207,9 @@ func (c *Config) validateUpstream(v *validator, f string, u *Upstream) {
 	if u.BoundedLoad != 0 && u.BoundedLoad <= 1 {
 		v.fail(f+".bounded_load", "%g: want 0 (off) or a factor > 1, e.g. 1.25", u.BoundedLoad)
 	}
+	if u.BoundedLoad != 0 && u.Balancer != "ring_hash" && u.Balancer != "maglev" {
+		v.fail(f+".bounded_load", "applies to the ring_hash and maglev balancers only, not %s: remove it or change balancer", u.Balancer)
+	}
 	if u.PanicThreshold != nil && (*u.PanicThreshold < 0 || *u.PanicThreshold > 100) {
 		v.fail(f+".panic_threshold", "%g: want a percentage 0..100", *u.PanicThreshold)
 	}
@@ -271,6 +265,8 @@ func (c *Config) validateUpstream(v *validator, f string, u *Upstream) {
 		}
 		if hc.Interval <= 0 || hc.Timeout <= 0 {
 			v.fail(hf, "interval and timeout must be > 0")
+		} else if hc.Timeout > hc.Interval {
+			v.fail(hf+".timeout", "%s is above interval %s: a probe must end before the next one", hc.Timeout, hc.Interval)
 		}
 		if hc.HealthyThreshold < 1 || hc.UnhealthyThreshold < 1 {
 			v.fail(hf, "healthy_threshold and unhealthy_threshold must be >= 1")
@@ -287,8 +283,6 @@ func (c *Config) validateUpstream(v *validator, f string, u *Upstream) {
 
 // checkHashKey checks the shape of a hash key source; proxy/hashkey parses it for real when
 // the sidecar is built, so this only gives early, line-numbered errors.
-var hashKeyKinds = []string{"header:NAME", "cookie:NAME", "query:NAME", "path", "path_prefix:N", "path_regex:RE", "client_ip"}
-
 func checkHashKey(s string) error {
 	kind, arg, hasArg := strings.Cut(s, ":")
 	switch kind {
@@ -308,5 +302,5 @@ func checkHashKey(s string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("%q: want one of %s", s, strings.Join(hashKeyKinds, ", "))
+	return fmt.Errorf("%q: want one of header:NAME, cookie:NAME, query:NAME, path, path_prefix:N, path_regex:RE, client_ip", s)
 }

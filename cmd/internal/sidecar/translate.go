@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
+
+	"go.uber.org/zap"
 
 	"github.com/ringside-proxy/ringside/cmd/internal/config"
 	"github.com/ringside-proxy/ringside/discovery"
@@ -16,32 +19,44 @@ import (
 )
 
 // This file turns the configuration file's sections into the configurations of the packages
-// that do the work. Check runs every translation without side effects, so `ringside validate`
-// refuses exactly what `ringside` would.
+// that do the work. Check runs every translation, and builds the discovery source and
+// registrar, without side effects (no listener, no network call), so `ringside validate`
+// refuses what `ringside` would refuse at start.
 
 // Check reports every problem the packages find in cfg beyond what config.Load checks, each
-// naming its field.
+// as a *config.Error naming the file, the line and the field.
 func Check(cfg *config.Config) error {
 	var errs []error
+	add := func(field string, err error) {
+		if err != nil {
+			errs = append(errs, cfg.Errorf(field, "%v", err))
+		}
+	}
 	for i, u := range cfg.Upstreams {
 		field := fmt.Sprintf("upstreams[%d]", i)
-		if _, err := balancerConfig(u); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
-		}
-		if _, err := proxyConfig(u); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
-		}
-		if _, err := hashkey.ParseSpecs(u.HashKey); err != nil {
-			errs = append(errs, fmt.Errorf("%s.hash_key: %w", field, err))
-		}
-		if _, err := transportConfig(u); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		_, err := balancerConfig(u)
+		add(field, err)
+		_, err = proxyConfig(u)
+		add(field, err)
+		_, err = hashkey.ParseSpecs(u.HashKey)
+		add(field+".hash_key", err)
+		_, err = transportConfig(u)
+		add(field+".upstream_tls", err)
+	}
+	if cfg.Register != nil {
+		add("register", registration(cfg.Register).Validate())
+	}
+	d := cfg.Discovery
+	_, err := newSource(d, zap.NewNop(), discovery.NopObserver{})
+	add("discovery."+d.Kind, err)
+	if d.Kind == "file" {
+		if _, err := os.Stat(d.File.Path); err != nil {
+			add("discovery.file.path", err)
 		}
 	}
 	if cfg.Register != nil {
-		if err := registration(cfg.Register).Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("register: %w", err))
-		}
+		_, err := newRegistrar(d, cfg.Register, zap.NewNop())
+		add("register", err)
 	}
 	return errors.Join(errs...)
 }
@@ -88,14 +103,6 @@ func proxyConfig(u config.Upstream) (proxy.Config, error) {
 	if err != nil {
 		return proxy.Config{}, fmt.Errorf("trusted_proxies: %w", err)
 	}
-	budget := u.Retries.BudgetPercent / 100
-	if budget == 0 {
-		budget = -1 // proxy: negative means no retries beyond the floor
-	}
-	replay := u.Retries.ReplayBodyLimit
-	if replay == 0 {
-		replay = -1
-	}
 	return proxy.Config{
 		Keys:                  u.HashKey,
 		TrustedProxies:        trusted,
@@ -105,8 +112,8 @@ func proxyConfig(u config.Upstream) (proxy.Config, error) {
 		Retry: proxy.RetryConfig{
 			Attempts:       u.Retries.Attempts,
 			PerTryTimeout:  u.Retries.PerTryTimeout,
-			ReplayBodySize: replay,
-			Budget:         proxy.BudgetConfig{Ratio: budget},
+			ReplayBodySize: u.Retries.ReplayBodyLimit,
+			Budget:         proxy.BudgetConfig{Ratio: u.Retries.BudgetPercent / 100},
 		},
 	}, nil
 }
