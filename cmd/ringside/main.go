@@ -97,6 +97,8 @@ func serve(path string, cfg *config.Config, logger *zap.Logger) int {
 		stopping := false
 		for sig := range sigs {
 			switch {
+			case sig == syscall.SIGHUP && stopping:
+				logger.Warn("reload ignored: draining")
 			case sig == syscall.SIGHUP:
 				reload(path, sc, logger)
 			case stopping:

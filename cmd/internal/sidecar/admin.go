@@ -25,6 +25,8 @@ type readiness interface {
 	Readiness() ReadinessReport
 }
 
+var _ readiness = (*Sidecar)(nil)
+
 // adminServer serves /metrics, /readyz, /healthz and, when enabled, /debug/pprof on net/http:
 // it is off the request path, so the standard library's conveniences cost nothing that matters.
 type adminServer struct {

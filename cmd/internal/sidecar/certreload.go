@@ -10,8 +10,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// certReloader serves a listener's certificate and loads it again when its files change, so a
-// rotated certificate (cert-manager, a renewed Let's Encrypt pair) needs no restart. The
+// certReloader serves a certificate — a listener's, or the client certificate of mTLS to the
+// endpoints — and loads it again when its files change, so a rotated certificate
+// (cert-manager, a renewed Let's Encrypt pair) needs no restart. The
 // files are looked at no more than once a second, on handshakes; a pair that fails to load
 // leaves the previous one in use.
 type certReloader struct {
@@ -57,12 +58,25 @@ func (c *certReloader) load(stamp string) error {
 	return nil
 }
 
-func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+// getCertificate is tls.Config.GetCertificate for a listener.
+func (c *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.get() }
+
+// getClientCertificate is tls.Config.GetClientCertificate for connections to endpoints (mTLS).
+func (c *certReloader) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return c.get()
+}
+
+func (c *certReloader) get() (*tls.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if now := time.Now(); now.Sub(c.checked) >= time.Second {
 		c.checked = now
-		if stamp, err := c.fileStamp(); err == nil && stamp != c.stamp {
+		stamp, err := c.fileStamp()
+		switch {
+		case err != nil && c.stamp != "missing":
+			c.log.Error("tls files unreadable: the previous certificate stays in use", zap.Error(err))
+			c.stamp = "missing"
+		case err == nil && stamp != c.stamp:
 			if err := c.load(stamp); err != nil {
 				c.log.Error("tls reload failed: the previous certificate stays in use", zap.Error(err))
 				c.stamp = stamp // do not retry every second on the same broken files

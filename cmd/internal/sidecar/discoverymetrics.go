@@ -10,18 +10,29 @@ import (
 )
 
 // discoveryMetrics implements discovery.Observer with Prometheus metrics: sync errors and
-// malformed entries by service, and the age of each service's last successful read, which is
-// how stale the snapshot in force may be while the registry is unreachable.
+// malformed entries by service, and the staleness of each service's snapshot: 0 while the
+// registry answers, and while it fails, the time since it last answered. (A healthy Consul
+// watch sits in a blocking query for minutes; the time since the last answer would be
+// meaningless there.)
 type discoveryMetrics struct {
 	failures  *prometheus.CounterVec
 	malformed *prometheus.CounterVec
 
-	mu       sync.Mutex
-	lastSync map[string]time.Time
-	now      func() time.Time
+	mu      sync.Mutex
+	state   map[string]*syncState
+	now     func() time.Time
+	started time.Time
 }
 
-var _ discovery.Observer = (*discoveryMetrics)(nil)
+type syncState struct {
+	lastSync time.Time // zero until the first answer
+	failing  bool
+}
+
+var (
+	_ discovery.Observer   = (*discoveryMetrics)(nil)
+	_ prometheus.Collector = (*discoveryMetrics)(nil)
+)
 
 func newDiscoveryMetrics(reg prometheus.Registerer) *discoveryMetrics {
 	m := &discoveryMetrics{
@@ -33,38 +44,85 @@ func newDiscoveryMetrics(reg prometheus.Registerer) *discoveryMetrics {
 			Name: "ringside_discovery_malformed_entries_total",
 			Help: "Registry entries skipped because they could not be used, by service.",
 		}, []string{"service"}),
-		lastSync: make(map[string]time.Time),
-		now:      time.Now,
+		state:   make(map[string]*syncState),
+		now:     time.Now,
+		started: time.Now(),
 	}
 	reg.MustRegister(m.failures, m.malformed, m)
 	return m
 }
 
-var snapshotAgeDesc = prometheus.NewDesc("ringside_discovery_snapshot_age_seconds",
-	"Seconds since the registry was last read successfully for the service: the snapshot in force is at most this stale.",
-	[]string{"service"}, nil)
+func snapshotAgeDesc() *prometheus.Desc {
+	return prometheus.NewDesc("ringside_discovery_snapshot_age_seconds",
+		"0 while the registry answers for the service; while it fails, seconds since it last answered: how stale the snapshot in force may be.",
+		[]string{"service"}, nil)
+}
 
-// Describe implements prometheus.Collector for the age gauge.
-func (m *discoveryMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- snapshotAgeDesc }
+// Describe implements prometheus.Collector for the staleness gauge.
+func (m *discoveryMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- snapshotAgeDesc() }
 
-// Collect computes each service's age at scrape time.
+// Collect computes each service's staleness at scrape time.
 func (m *discoveryMetrics) Collect(ch chan<- prometheus.Metric) {
+	desc := snapshotAgeDesc()
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for svc, at := range m.lastSync {
-		ch <- prometheus.MustNewConstMetric(snapshotAgeDesc, prometheus.GaugeValue, now.Sub(at).Seconds(), svc)
+	for svc, st := range m.state {
+		age := 0.0
+		if st.failing {
+			since := st.lastSync
+			if since.IsZero() {
+				since = m.started
+			}
+			age = now.Sub(since).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, age, svc)
 	}
 }
 
+func (m *discoveryMetrics) entry(service string) *syncState {
+	st := m.state[service]
+	if st == nil {
+		st = &syncState{}
+		m.state[service] = st
+	}
+	return st
+}
+
+// Synced implements discovery.Observer.
 func (m *discoveryMetrics) Synced(service string, at time.Time) {
 	m.mu.Lock()
-	m.lastSync[service] = at
+	st := m.entry(service)
+	st.lastSync, st.failing = at, false
 	m.mu.Unlock()
 }
 
-func (m *discoveryMetrics) Failed(service string, _ error) { m.failures.WithLabelValues(service).Inc() }
+// Failed implements discovery.Observer.
+func (m *discoveryMetrics) Failed(service string, _ error) {
+	m.mu.Lock()
+	m.entry(service).failing = true
+	m.mu.Unlock()
+	m.failures.WithLabelValues(service).Inc()
+}
 
+// Malformed implements discovery.Observer.
 func (m *discoveryMetrics) Malformed(service, _ string, _ error) {
 	m.malformed.WithLabelValues(service).Inc()
+}
+
+// watching forgets the services no longer watched, so their series end with them.
+func (m *discoveryMetrics) watching(services []string) {
+	keep := make(map[string]bool, len(services))
+	for _, s := range services {
+		keep[s] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for svc := range m.state {
+		if !keep[svc] {
+			delete(m.state, svc)
+			m.failures.DeleteLabelValues(svc)
+			m.malformed.DeleteLabelValues(svc)
+		}
+	}
 }

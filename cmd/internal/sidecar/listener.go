@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"reflect"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -20,9 +22,12 @@ import (
 // upstream its pointer holds; the host_routing listener routes by Host through its table. A
 // reload swaps the pointers; the server and its connections stay.
 type listener struct {
-	addr string // as configured
-	ln   net.Listener
-	srv  *fasthttp.Server
+	addr     string            // as configured
+	tls      *config.TLSServer // as configured; a reload may not change it in place
+	timeouts listenerTimeouts  // likewise
+	ln       net.Listener
+	srv      *fasthttp.Server
+	requests atomic.Uint64 // requests started, for the drain's quiet wait
 
 	target atomic.Pointer[upstream]             // upstream listener
 	hosts  atomic.Pointer[map[string]*upstream] // host_routing listener: lower-case host → upstream
@@ -30,24 +35,36 @@ type listener struct {
 	done chan struct{} // closed when Serve returned
 }
 
+// listenerTimeouts are the settings of an upstream's timeouts that belong to its listener.
+type listenerTimeouts struct {
+	readHeader, idle time.Duration
+	maxHeaderBytes   int
+}
+
+func timeoutsOf(t config.Timeouts) listenerTimeouts {
+	return listenerTimeouts{readHeader: t.ReadHeader, idle: t.Idle, maxHeaderBytes: t.MaxHeaderBytes}
+}
+
+// sameSettings reports whether uc asks for exactly what l already is.
+func (l *listener) sameSettings(uc config.Upstream) bool {
+	return l.addr == uc.Listen && reflect.DeepEqual(l.tls, uc.TLS) && l.timeouts == timeoutsOf(uc.Timeouts)
+}
+
 func (s *Sidecar) bindListeners(cfg *config.Config) error {
 	for _, uc := range cfg.Upstreams {
 		if uc.Listen == "" {
 			continue
 		}
-		l, err := s.newListener(uc.Listen, uc.TLS, uc.Timeouts)
+		l, err := s.newListener(uc.Listen, uc.TLS, timeoutsOf(uc.Timeouts))
 		if err != nil {
 			return fmt.Errorf("upstream %q: listen %s: %w", uc.Name, uc.Listen, err)
 		}
 		l.target.Store(s.upstreams[uc.Name])
-		s.listeners[uc.Listen] = l
+		s.listeners[uc.Name] = l
 	}
 	if hr := cfg.HostRouting; hr != nil {
-		t := config.Timeouts{}
-		if len(cfg.Upstreams) > 0 {
-			t = cfg.Upstreams[0].Timeouts
-		}
-		l, err := s.newListener(hr.Listen, hr.TLS, t)
+		// The shared listener has the default timeouts; no upstream's own apply to it.
+		l, err := s.newListener(hr.Listen, hr.TLS, listenerTimeouts{})
 		if err != nil {
 			return fmt.Errorf("host_routing: listen %s: %w", hr.Listen, err)
 		}
@@ -57,7 +74,7 @@ func (s *Sidecar) bindListeners(cfg *config.Config) error {
 	return nil
 }
 
-func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t config.Timeouts) (*listener, error) {
+func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t listenerTimeouts) (*listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -68,13 +85,13 @@ func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t config.Timeou
 			_ = ln.Close()
 			return nil, err
 		}
-		ln = tls.NewListener(ln, &tls.Config{GetCertificate: cr.get, MinVersion: tls.VersionTLS12})
+		ln = tls.NewListener(ln, &tls.Config{GetCertificate: cr.getCertificate, MinVersion: tls.VersionTLS12})
 	}
-	l := &listener{addr: addr, ln: ln, done: make(chan struct{})}
+	l := &listener{addr: addr, tls: tc, timeouts: t, ln: ln, done: make(chan struct{})}
 	l.srv, err = proxy.NewServer(l.serve, proxy.ServerConfig{
-		ReadHeaderTimeout:    t.ReadHeader,
-		IdleTimeout:          t.Idle,
-		MaxRequestHeaderSize: t.MaxHeaderBytes,
+		ReadHeaderTimeout:    t.readHeader,
+		IdleTimeout:          t.idle,
+		MaxRequestHeaderSize: t.maxHeaderBytes,
 		Logger:               s.log,
 	})
 	if err != nil {
@@ -86,6 +103,7 @@ func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t config.Timeou
 
 // serve routes one request to the current upstream of this listener.
 func (l *listener) serve(ctx *fasthttp.RequestCtx) {
+	l.requests.Add(1)
 	if u := l.target.Load(); u != nil {
 		u.handler.ServeFastHTTP(ctx)
 		return

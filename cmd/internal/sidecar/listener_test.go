@@ -195,9 +195,9 @@ func TestRegistersOnlyOnceTheAppIsHealthy(t *testing.T) {
 	reg := &fakeRegistrar{}
 	f := newFixtureWith(t, "", "10ms", func(sc *Sidecar) {
 		sc.registrar = reg
-		sc.cfg.Register = &config.Register{ID: "web-1", Service: "web"}
-		sc.cfg.Register.Check.HTTP = "http://" + ln.Addr().String() + "/healthz"
-		sc.cfg.Register.Check.Timeout = time.Second
+		sc.register = &config.Register{ID: "web-1", Service: "web"}
+		sc.register.Check.HTTP = "http://" + ln.Addr().String() + "/healthz"
+		sc.register.Check.Timeout = time.Second
 	})
 	time.Sleep(400 * time.Millisecond)
 	if reg.runAt.Load() != 0 {

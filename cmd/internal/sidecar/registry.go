@@ -59,17 +59,20 @@ func newRegistrar(d config.Discovery, r *config.Register, log *zap.Logger) (disc
 	return nil, fmt.Errorf("register: the %s source cannot register an app", d.Kind)
 }
 
-// register waits until the app's health check passes, then registers it and keeps it
+// runRegistration waits until the app's health check passes, then registers it and keeps it
 // registered until ctx ends. Registering an app that cannot serve yet would send callers to
 // it (fabio's issue #991 is the mirror image of this at shutdown).
-func (s *Sidecar) register(ctx context.Context) {
+func (s *Sidecar) runRegistration(ctx context.Context) {
 	if s.registrar == nil {
 		return
 	}
-	r := s.cfg.Register
+	r := s.register
 	if r.Check.HTTP != "" {
 		if err := waitHealthy(ctx, r.Check.HTTP, r.Check.Timeout, s.log); err != nil {
-			return // ctx ended first
+			if ctx.Err() == nil {
+				s.log.Error("app health check unusable: not registering", zap.String("check", r.Check.HTTP), zap.Error(err))
+			}
+			return
 		}
 	}
 	s.log.Info("registering", zap.String("service", r.Service), zap.String("id", r.ID))

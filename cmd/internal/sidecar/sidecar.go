@@ -44,12 +44,14 @@ type Sidecar struct {
 
 	source    discovery.Source
 	registrar discovery.Registrar
+	register  *config.Register // what registrar registers; fixed for the process's life
 	admin     *adminServer
 
 	mu        sync.Mutex // guards what follows; never held on the request path
 	cfg       *config.Config
+	closing   bool                 // the drain has begun: Reload is refused
 	upstreams map[string]*upstream // by name
-	listeners map[string]*listener // by configured address
+	listeners map[string]*listener // by upstream name
 	hostRoute *listener
 	watch     *watch          // the running Source.Watch; nil before Run
 	watched   bool            // a watch was started once
@@ -108,6 +110,7 @@ func New(cfg *config.Config, opts Options) (*Sidecar, error) {
 		if s.registrar, err = newRegistrar(cfg.Discovery, cfg.Register, s.log); err != nil {
 			return nil, err
 		}
+		s.register = cfg.Register
 	}
 	for _, uc := range cfg.Upstreams {
 		u, err := s.newUpstream(uc)
@@ -135,10 +138,8 @@ func (s *Sidecar) AdminAddr() string { return s.admin.Addr() }
 func (s *Sidecar) UpstreamAddr(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u := s.upstreams[name]; u != nil && u.cfg.Listen != "" {
-		if l := s.listeners[u.cfg.Listen]; l != nil {
-			return l.ln.Addr().String()
-		}
+	if l := s.listeners[name]; l != nil {
+		return l.ln.Addr().String()
 	}
 	return ""
 }
@@ -181,9 +182,7 @@ func (s *Sidecar) Readiness() ReadinessReport {
 	return rep
 }
 
-// Run serves until ctx ends, then drains: it turns not-ready, deregisters the app, keeps
-// serving for drain_delay, stops accepting, and finishes in-flight requests within
-// grace_period. It returns nil after a clean drain.
+// Run serves until ctx ends, then drains (see drain). It returns nil after a clean drain.
 func (s *Sidecar) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.runCtx = ctx
@@ -206,7 +205,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	regDone := make(chan struct{})
 	go func() {
 		defer close(regDone)
-		s.register(regCtx)
+		s.runRegistration(regCtx)
 	}()
 
 	var runErr error
@@ -220,8 +219,10 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	}
 	stopReg()
 	<-regDone
-	s.drain()
-	if err := s.admin.shutdown(context.Background()); err != nil {
+	graceEnd := s.drain()
+	adminCtx, cancel := context.WithDeadline(context.Background(), graceEnd.Add(time.Second))
+	defer cancel()
+	if err := s.admin.shutdown(adminCtx); err != nil {
 		s.log.Warn("admin shutdown", zap.Error(err))
 	}
 	if err := <-adminDone; err != nil && runErr == nil {
@@ -230,10 +231,26 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	return runErr
 }
 
-// drain is the shutdown sequence; it returns when everything Run started has stopped.
-func (s *Sidecar) drain() {
+// quietPeriod is how long the app must send no request through ringside before the drain
+// stops accepting; see drain.
+const quietPeriod = time.Second
+
+// drain is the shutdown sequence; it returns when everything Run started has stopped, with the
+// end of the grace period, for what is left to close.
+//
+//  1. Turn not-ready and deregister the app, at once.
+//  2. Keep serving for drain_delay, so callers' views of the registry catch up.
+//  3. Keep serving the app's own outbound calls until they have been quiet for quietPeriod:
+//     the app is shutting down too and may still call out (its preStop hook keeps it
+//     serving while callers move away). A reserve of a quarter of the grace period, up to 5s,
+//     is kept for the next step.
+//  4. Stop accepting, finish the requests, streams and tunnels in flight, stop the watches.
+func (s *Sidecar) drain() time.Time {
 	s.draining.Store(true)
+	s.mu.Lock()
+	s.closing = true
 	lc := s.cfg.Lifecycle
+	s.mu.Unlock()
 	grace, cancel := context.WithTimeout(context.Background(), lc.GracePeriod)
 	defer cancel()
 	start := time.Now()
@@ -241,12 +258,11 @@ func (s *Sidecar) drain() {
 		if err := s.registrar.Deregister(grace); err != nil {
 			s.log.Error("deregister", zap.Error(err))
 		} else {
-			s.log.Info("deregistered", zap.String("service", s.cfg.Register.Service), zap.String("id", s.cfg.Register.ID))
+			s.log.Info("deregistered", zap.String("service", s.register.Service), zap.String("id", s.register.ID))
 		}
 	}
-	// Callers' views of the registry catch up during the drain delay; meanwhile everything
-	// keeps serving, in both directions.
 	_ = discovery.Sleep(grace, lc.DrainDelay)
+
 	s.mu.Lock()
 	ls := make([]*listener, 0, len(s.listeners)+1)
 	for _, l := range s.listeners {
@@ -260,6 +276,10 @@ func (s *Sidecar) drain() {
 		ups = append(ups, u)
 	}
 	s.mu.Unlock()
+	reserve := min(lc.GracePeriod/4, 5*time.Second)
+	quietBy := start.Add(lc.GracePeriod - reserve)
+	waitQuiet(grace, ls, quietBy)
+
 	var wg sync.WaitGroup
 	for _, l := range ls {
 		wg.Go(func() { l.shutdown(grace, s.log) })
@@ -286,6 +306,35 @@ func (s *Sidecar) drain() {
 		u.transport.CloseIdleConnections()
 	}
 	s.log.Info("drained", zap.Duration("took", time.Since(start)))
+	return start.Add(lc.GracePeriod)
+}
+
+// waitQuiet returns once no listener has started a request for quietPeriod, or at by, or when
+// ctx ends.
+func waitQuiet(ctx context.Context, ls []*listener, by time.Time) {
+	count := func() (n uint64) {
+		for _, l := range ls {
+			n += l.requests.Load()
+		}
+		return n
+	}
+	last, quietSince := count(), time.Now()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		if now.Sub(quietSince) >= quietPeriod || !now.Before(by) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if n := count(); n != last {
+				last, quietSince = n, time.Now()
+			}
+		}
+	}
 }
 
 // closeAll releases what New bound, when New fails.
@@ -299,19 +348,22 @@ func (s *Sidecar) closeAll() {
 }
 
 // dispatch hands a snapshot to every upstream of its service. It runs on the source's
-// goroutines: never concurrently for one service.
+// goroutines: never concurrently for one service. Storing the snapshot and reading the routes
+// happen under one snapMu section, as Reload's seeding and publishing do, so an upstream that
+// Reload adds gets either this snapshot from lastSnap or this call, never neither.
 func (s *Sidecar) dispatch(snap *discovery.Snapshot) {
 	s.snapMu.Lock()
 	s.lastSnap[snap.Service] = snap
+	ups := (*s.bySvc.Load())[snap.Service]
 	s.snapMu.Unlock()
-	for _, u := range (*s.bySvc.Load())[snap.Service] {
+	for _, u := range ups {
 		u.bal.Update(snap)
 	}
 	s.log.Debug("snapshot", zap.String("service", snap.Service), zap.Int("endpoints", len(snap.Endpoints)),
 		zap.Uint64("revision", snap.Revision))
 }
 
-// services lists the distinct services of the upstreams, sorted.
+// servicesLocked lists the distinct services of the upstreams, sorted; s.mu is held.
 func (s *Sidecar) servicesLocked() []string {
 	set := make(map[string]bool)
 	for _, u := range s.upstreams {
@@ -351,6 +403,7 @@ func (s *Sidecar) restartWatchLocked() {
 		s.watch.stop()
 	}
 	services := s.servicesLocked()
+	s.dmetrics.watching(services)
 	if len(services) == 0 {
 		s.watch = nil // a sidecar that only registers its app watches nothing
 		return

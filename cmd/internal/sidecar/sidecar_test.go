@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -353,43 +354,148 @@ func TestDrainUnderLoad(t *testing.T) {
 	t.Logf("%d requests served during the test, 0 failed before the drain delay ended", ok.Load())
 }
 
-func TestReloadAddsChangesAndRemovesUpstreams(t *testing.T) {
-	f := newFixture(t, "", "10ms")
-	addr := f.sc.UpstreamAddr("app")
-	home, _, err := f.get("/", "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Change the balancer and add a second upstream on a new listener.
-	text := fmt.Sprintf(baseConfig, filepath.Join(f.dir, "services.yaml"),
-		"    balancer: maglev\n  - name: second\n    listen: 127.0.0.1:0\n    service: app\n    balancer: round_robin", "10ms")
+func reloadConfig(t *testing.T, f *fixture, upstreamExtra string) *config.Config {
+	t.Helper()
+	text := fmt.Sprintf(baseConfig, filepath.Join(f.dir, "services.yaml"), upstreamExtra, "10ms")
 	cfg, err := config.Parse("test.yaml", []byte(text), os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The listener of "app" is configured as 127.0.0.1:0 both times: it is kept.
+	return cfg
+}
+
+func TestReloadAddsChangesAndRemovesUpstreams(t *testing.T) {
+	f := newFixture(t, "", "10ms")
+	addr := f.sc.UpstreamAddr("app")
+	// Change app's balancer and add a second upstream, round robin, on its own new listener.
+	cfg := reloadConfig(t, f, "    balancer: maglev\n  - name: second\n    listen: 127.0.0.1:0\n    service: app\n    balancer: round_robin")
 	if err := f.sc.Reload(cfg); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	if got := f.sc.UpstreamAddr("app"); got != addr {
 		t.Errorf("app's listener moved from %s to %s", addr, got)
 	}
-	if f.sc.UpstreamAddr("second") == "" {
-		t.Fatal("second upstream has no listener")
+	second := f.sc.UpstreamAddr("second")
+	if second == "" || second == addr {
+		t.Fatalf("second upstream's listener %q (app's is %s)", second, addr)
 	}
-	got, code, err := f.get("/", "alice")
-	if err != nil || code != 200 {
-		t.Fatalf("after reload: %d %v", code, err)
+	f.sc.mu.Lock()
+	kind := f.sc.upstreams["app"].bal.Config().Kind
+	f.sc.mu.Unlock()
+	if kind != "maglev" {
+		t.Errorf("app's balancer after reload: %s, want maglev", kind)
 	}
-	t.Logf("alice: %s under ring_hash, %s under maglev", home, got)
-	// An invalid change is refused and nothing changes.
-	bad := *cfg
+	// app stays sticky; second spreads one user over every backend.
+	home, _, err := f.get("/", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]bool)
+	for range 6 {
+		got, _, err := f.get("/", "alice")
+		if err != nil || got != home {
+			t.Fatalf("app after reload: %q %v, want %s every time", got, err, home)
+		}
+		resp, err := f.client.Get("http://" + second + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		seen[string(body)] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("round robin on second reached %v, want all 3 backends", seen)
+	}
+	// Removing second closes its listener.
+	if err := f.sc.Reload(reloadConfig(t, f, "    balancer: maglev")); err != nil {
+		t.Fatal(err)
+	}
+	if f.sc.UpstreamAddr("second") != "" {
+		t.Error("second still has a listener after its removal")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", second, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("second's listener still accepts 5s after its removal")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestReloadRefusals(t *testing.T) {
+	f := newFixture(t, "", "10ms")
+	bad := reloadConfig(t, f, "")
 	bad.Discovery.File.PollInterval = time.Hour
-	if err := f.sc.Reload(&bad); err == nil {
-		t.Error("Reload accepted a discovery change")
+	if err := f.sc.Reload(bad); !errors.Is(err, ErrNeedsRestart) {
+		t.Errorf("discovery change: %v, want ErrNeedsRestart", err)
+	}
+	// A listener whose TLS changes at the same address cannot be bound twice.
+	withTLS := reloadConfig(t, f, "")
+	withTLS.Upstreams[0].TLS = &config.TLSServer{CertFile: "c", KeyFile: "k"}
+	if err := f.sc.Reload(withTLS); !errors.Is(err, ErrNeedsRestart) {
+		t.Errorf("tls change at the same address: %v, want ErrNeedsRestart", err)
 	}
 	if _, code, err := f.get("/", "alice"); err != nil || code != 200 {
-		t.Fatalf("after refused reload: %d %v", code, err)
+		t.Fatalf("after refused reloads: %d %v", code, err)
+	}
+	// Quick reloads in a row, under -race, while requests flow.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_, _, _ = f.get("/", "bob")
+			}
+		}
+	}()
+	for i := range 6 {
+		extra := "    balancer: maglev"
+		if i%2 == 0 {
+			extra = "    balancer: ring_hash"
+		}
+		if err := f.sc.Reload(reloadConfig(t, f, extra)); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	// Once draining, reloads are refused (a reload then would bind what the drain never closes).
+	f.cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for !f.sc.draining.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	for time.Now().Before(deadline) {
+		f.sc.mu.Lock()
+		closing := f.sc.closing
+		f.sc.mu.Unlock()
+		if closing {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := f.sc.Reload(reloadConfig(t, f, "")); !errors.Is(err, ErrDraining) {
+		t.Errorf("reload while draining: %v, want ErrDraining", err)
+	}
+	select {
+	case err := <-f.done:
+		f.cancel = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after a refused reload during the drain")
 	}
 }
 

@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"os"
 
+	"go.uber.org/zap"
+
 	"github.com/ringside-proxy/ringside/cmd/internal/config"
 )
 
 // upstreamTLS builds the TLS configuration towards an upstream's endpoints, or nil for plain
-// HTTP.
-func upstreamTLS(c *config.TLSClient) (*tls.Config, error) {
+// HTTP. The client certificate is re-read when its files change (see certReloader); the CA
+// file is read once (a reload of the configuration reads it again only when its settings
+// change).
+func upstreamTLS(c *config.TLSClient, log *zap.Logger) (*tls.Config, error) {
 	if c == nil || (!c.Enabled && c.CAFile == "" && c.CertFile == "" && c.ServerName == "" && !c.InsecureSkipVerify) {
 		return nil, nil
 	}
@@ -33,11 +37,11 @@ func upstreamTLS(c *config.TLSClient) (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if c.CertFile != "" || c.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		cr, err := newCertReloader(c.CertFile, c.KeyFile, log)
 		if err != nil {
 			return nil, fmt.Errorf("upstream_tls cert_file/key_file: %w", err)
 		}
-		tc.Certificates = []tls.Certificate{cert}
+		tc.GetClientCertificate = cr.getClientCertificate
 	}
 	return tc, nil
 }

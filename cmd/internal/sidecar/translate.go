@@ -40,7 +40,7 @@ func Check(cfg *config.Config) error {
 		add(field, err)
 		_, err = hashkey.ParseSpecs(u.HashKey)
 		add(field+".hash_key", err)
-		_, err = transportConfig(u)
+		_, err = transportConfig(u, zap.NewNop())
 		add(field+".upstream_tls", err)
 	}
 	if cfg.Register != nil {
@@ -118,8 +118,8 @@ func proxyConfig(u config.Upstream) (proxy.Config, error) {
 	}, nil
 }
 
-func transportConfig(u config.Upstream) (proxy.TransportConfig, error) {
-	tc, err := upstreamTLS(u.UpstreamTLS)
+func transportConfig(u config.Upstream, log *zap.Logger) (proxy.TransportConfig, error) {
+	tc, err := upstreamTLS(u.UpstreamTLS, log)
 	return proxy.TransportConfig{
 		DialTimeout:     u.Timeouts.Dial,
 		IdleConnTimeout: u.Timeouts.Idle,

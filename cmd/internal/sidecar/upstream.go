@@ -33,7 +33,7 @@ func (s *Sidecar) newUpstream(uc config.Upstream) (*upstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", uc.Name, err)
 	}
-	tc, err := transportConfig(uc)
+	tc, err := transportConfig(uc, s.log.With(zap.String("upstream", uc.Name)))
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", uc.Name, err)
 	}
