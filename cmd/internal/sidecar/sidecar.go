@@ -351,8 +351,20 @@ func (s *Sidecar) closeAll() {
 // goroutines: never concurrently for one service. Storing the snapshot and reading the routes
 // happen under one snapMu section, as Reload's seeding and publishing do, so an upstream that
 // Reload adds gets either this snapshot from lastSnap or this call, never neither.
+//
+// A snapshot with no endpoints, after one with some, is not applied: a Consul agent restarted
+// without state, or a registry restored from an empty backup, reports every service empty until
+// the instances register again, and applying that would turn a registry hiccup into an outage.
+// The last endpoints keep serving (outlier detection ejects any that are really gone) until
+// the registry lists some again.
 func (s *Sidecar) dispatch(snap *discovery.Snapshot) {
 	s.snapMu.Lock()
+	if prev := s.lastSnap[snap.Service]; len(snap.Endpoints) == 0 && prev != nil && len(prev.Endpoints) > 0 {
+		s.snapMu.Unlock()
+		s.log.Warn("registry lists no instances: keeping the last ones until it lists some again",
+			zap.String("service", snap.Service), zap.Int("kept", len(prev.Endpoints)))
+		return
+	}
 	s.lastSnap[snap.Service] = snap
 	ups := (*s.bySvc.Load())[snap.Service]
 	s.snapMu.Unlock()

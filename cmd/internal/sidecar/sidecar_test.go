@@ -507,3 +507,44 @@ func startListener(t *testing.T) net.Listener {
 	}
 	return ln
 }
+
+// A registry that suddenly lists no instances (a Consul agent restarted without state) must
+// not take the service down: the last endpoints keep serving until it lists some again.
+func TestEmptySnapshotKeepsLastEndpoints(t *testing.T) {
+	f := newFixture(t, "", "10ms")
+	path := filepath.Join(f.dir, "services.yaml")
+	if err := os.WriteFile(path+".tmp", []byte("services:\n  app: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, code, err := f.get("/", "alice"); err != nil || code != 200 {
+			t.Fatalf("after the registry emptied: %d %v", code, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A non-empty change applies again.
+	writeServices(t, path, f.backends[:1])
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		got, _, err := f.get("/", fmt.Sprintf("u%d", time.Now().UnixNano()%1000))
+		if err == nil && got == "b1" {
+			ok := true
+			for u := range 30 {
+				if got, _, _ := f.get("/", fmt.Sprintf("user-%d", u)); got != "b1" {
+					ok = false
+				}
+			}
+			if ok {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a non-empty snapshot after an empty one was not applied")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
