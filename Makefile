@@ -7,7 +7,7 @@ SHELL := /usr/bin/env bash
 GO    ?= go
 export GOTOOLCHAIN ?= local
 
-.PHONY: demo test consul vet fmt-check bench-ring
+.PHONY: demo test consul vet fmt-check bench-ring bench-proxy
 
 demo:
 	$(GO) run ./cmd/ringside-demo
@@ -31,3 +31,7 @@ test: consul fmt-check vet
 
 bench-ring:
 	cd deploy/bench && $(GO) run ./ringcompare
+
+# Side by side with nginx, HAProxy and Caddy (installs them with apt when missing; ~25 min).
+bench-proxy:
+	cd deploy/bench && $(GO) run ./proxybench -rounds 3 -duration 15s -out results/
