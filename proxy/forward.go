@@ -30,7 +30,7 @@ var errInterim = errors.New("too many interim (1xx) responses")
 // deadline (ReadTimeout spans the body, which kills long streams), it cannot hand over the
 // connection of a 101 response, and it hides whether a failure happened before a byte was
 // sent. So the attempt runs the exchange itself over the HostClient's pool (AcquireConn,
-// ReleaseConn, CloseConn and its buffer pools), with fasthttp's header codec.
+// ReleaseConn, CloseConn), with the Transport's buffers (connBufs) and fasthttp's header codec.
 func (x *exchange) attempt(be *backend, start time.Time) result {
 	var deadline time.Time
 	if t := x.h.cfg.Retry.PerTryTimeout; t > 0 {
@@ -41,7 +41,7 @@ func (x *exchange) attempt(be *backend, start time.Time) result {
 		if err != nil {
 			return result{fail: classify(err), err: err}
 		}
-		x.up = upConn{hc: be.hc, cc: cc, c: cc.Conn()}
+		x.up = upConn{hc: be.hc, bufs: be.bufs, cc: cc, c: cc.Conn()}
 		reused := cc.CreatedTime().Before(start)
 		// A pooled connection the endpoint closed while it sat idle says nothing about the
 		// endpoint: take another. A request that may be sent twice whatever happens to it on
@@ -75,18 +75,28 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 		return result{fail: classify(err), err: err}
 	}
 
-	_ = up.c.SetWriteDeadline(earliest(deadline, start.Add(cfg.StreamIdleTimeout)))
-	bw := up.hc.AcquireWriter(up.c)
+	// A request without a streamed body is sent at start: the response header deadline,
+	// counted from start, bounds its write too, as a write still going on then would leave
+	// the header read no time anyway (and fail the same way, as a timeout). One SetDeadline
+	// then arms the connection's single timer for both directions.
+	streamed := x.bodyMode == bodyStreamed
+	oneDeadline := !streamed && cfg.ResponseHeaderTimeout <= cfg.StreamIdleTimeout
+	if oneDeadline {
+		_ = up.c.SetDeadline(earliest(deadline, start.Add(cfg.ResponseHeaderTimeout)))
+	} else {
+		_ = up.c.SetWriteDeadline(earliest(deadline, start.Add(cfg.StreamIdleTimeout)))
+	}
+	bw := up.bufs.writer(up.c)
 	err := x.writeRequest(bw, up.c)
 	if err == nil {
 		err = bw.Flush()
 	}
-	up.hc.ReleaseWriter(bw)
+	up.bufs.putWriter(bw)
 	if err != nil {
 		return fail(err)
 	}
 	sent := start
-	if x.bodyMode == bodyStreamed {
+	if streamed {
 		x.bodyDone = true
 		sent = time.Now()
 		if t := cfg.Retry.PerTryTimeout; t > 0 {
@@ -95,8 +105,10 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 	}
 
 	// One deadline for the header and a small body.
-	_ = up.c.SetReadDeadline(earliest(deadline, sent.Add(cfg.ResponseHeaderTimeout)))
-	up.br = up.hc.AcquireReader(up.c)
+	if !oneDeadline {
+		_ = up.c.SetReadDeadline(earliest(deadline, sent.Add(cfg.ResponseHeaderTimeout)))
+	}
+	up.br = up.bufs.reader(up.c)
 	resp := &x.ctx.Response
 	for i := 0; ; i++ {
 		if err := resp.Header.Read(up.br); err != nil {

@@ -188,6 +188,9 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, s *reqScan, peer, cli
 	hdr.ResetConnectionClose()
 	hdr.SetNoDefaultContentType(true)
 
+	// The headers added from here on are absent: the client's were dropped above (or below,
+	// for a trusted X-Forwarded-For), or kept and then not added. Add appends them without the
+	// search of the header list that Set does.
 	if peer.IsValid() {
 		buf := scratch[:0]
 		if trusted && s.xff {
@@ -200,28 +203,28 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, s *reqScan, peer, cli
 			hdr.Del(hdrXForwardedFor)
 		}
 		buf = peer.AppendTo(buf)
-		hdr.SetBytesV(hdrXForwardedFor, buf)
+		hdr.AddBytesV(hdrXForwardedFor, buf)
 		scratch = buf
 	}
 	if !(trusted && s.xfp) {
 		if ctx.IsTLS() {
-			hdr.Set(hdrXForwardedProto, "https")
+			hdr.Add(hdrXForwardedProto, "https")
 		} else {
-			hdr.Set(hdrXForwardedProto, "http")
+			hdr.Add(hdrXForwardedProto, "http")
 		}
 	}
 	if !(trusted && s.xfh) {
 		if host := hdr.Host(); len(host) > 0 {
-			hdr.SetBytesV(hdrXForwardedHost, host)
+			hdr.AddBytesV(hdrXForwardedHost, host)
 		}
 	}
 	if !(trusted && s.realIP) && client.IsValid() {
 		scratch = client.AppendTo(scratch[:0])
-		hdr.SetBytesV(hdrXRealIP, scratch)
+		hdr.AddBytesV(hdrXRealIP, scratch)
 	}
 	if !s.requestID {
 		scratch = h.ids.append(scratch[:0])
-		hdr.SetBytesV(hdrXRequestID, scratch)
+		hdr.AddBytesV(hdrXRequestID, scratch)
 	}
 	switch {
 	case h.cfg.Host != "":

@@ -15,20 +15,21 @@ import (
 
 // upConn is a connection to an endpoint checked out of its HostClient's pool.
 type upConn struct {
-	hc *fasthttp.HostClient
-	cc any // the pool's *fasthttp.clientConn, a type that cannot be named outside fasthttp
-	c  net.Conn
-	br *bufio.Reader
+	hc   *fasthttp.HostClient
+	bufs *connBufs
+	cc   any // the pool's *fasthttp.clientConn, a type that cannot be named outside fasthttp
+	c    net.Conn
+	br   *bufio.Reader // from bufs, once the request is written; owned by whoever holds u
 }
 
-// release gives the connection back to the pool when reuse is true and closes it otherwise.
-// It is a no-op on a released connection.
+// release gives the connection back to the pool when reuse is true and closes it otherwise,
+// and the reader back to bufs. It is a no-op on a released connection.
 func (u *upConn) release(reuse bool) {
 	if u.cc == nil {
 		return
 	}
 	if u.br != nil {
-		u.hc.ReleaseReader(u.br)
+		u.bufs.putReader(u.br)
 	}
 	if reuse {
 		callWith(u.hc.ReleaseConn, u.cc)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -66,6 +67,7 @@ type Transport struct {
 	upstream string
 	cfg      TransportConfig
 	metrics  *Metrics
+	bufs     *connBufs
 
 	mu       sync.Mutex
 	backends map[*backend]struct{}
@@ -78,7 +80,13 @@ func NewTransport(upstream string, cfg TransportConfig, m *Metrics) (*Transport,
 	if err != nil {
 		return nil, err
 	}
-	return &Transport{upstream: upstream, cfg: cfg, metrics: m, backends: make(map[*backend]struct{})}, nil
+	return &Transport{
+		upstream: upstream,
+		cfg:      cfg,
+		metrics:  m,
+		bufs:     &connBufs{readSize: cfg.MaxResponseHeaderSize, writeSize: cfg.WriteBufferSize},
+		backends: make(map[*backend]struct{}),
+	}, nil
 }
 
 // BalancerOptions returns o with OnEndpoint and OnRemove set to t's (an OnRemove already in
@@ -99,18 +107,17 @@ func (t *Transport) BalancerOptions(o balancer.Options) balancer.Options {
 
 // OnEndpoint builds the client of a new endpoint; the balancer stores it in Endpoint.Data.
 func (t *Transport) OnEndpoint(ep *balancer.Endpoint) any {
-	b := &backend{id: ep.ID, addr: ep.Address}
+	b := &backend{id: ep.ID, addr: ep.Address, bufs: t.bufs}
 	b.hc = &fasthttp.HostClient{
 		Addr:                     ep.Address,
 		Dial:                     dialer(t.cfg.DialTimeout),
 		NoDefaultUserAgentHeader: true,
 		MaxConns:                 t.cfg.MaxConnsPerEndpoint,
 		MaxIdleConnDuration:      t.cfg.IdleConnTimeout,
-		ReadBufferSize:           t.cfg.MaxResponseHeaderSize,
-		WriteBufferSize:          t.cfg.WriteBufferSize,
-		DisablePathNormalizing:   true,
-		IsTLS:                    t.cfg.TLS != nil,
-		TLSConfig:                t.cfg.TLS,
+		// No buffer sizes: the HostClient's own buffer pools are not used (see connBufs).
+		DisablePathNormalizing: true,
+		IsTLS:                  t.cfg.TLS != nil,
+		TLSConfig:              t.cfg.TLS,
 		// Hot connections first: the cold ones then idle out instead of going stale.
 		ConnPoolStrategy: fasthttp.LIFO,
 	}
@@ -152,7 +159,47 @@ func (t *Transport) CloseIdleConnections() {
 type backend struct {
 	id, addr string
 	hc       *fasthttp.HostClient
+	bufs     *connBufs     // the Transport's, shared by all its endpoints
 	codes    *codeCounters // requests by status class; nil without metrics
+}
+
+// connBufs are the read and write buffers of a Transport's connections, shared by all its
+// endpoints. The pools of fasthttp's HostClient are per endpoint: with thousands of endpoints,
+// each reached every few thousand requests, a GC empties them before their buffers come back
+// into use, and many requests allocated a fresh read buffer (MaxResponseHeaderSize).
+// One pool per Transport keeps the buffers in use. A reader goes back to the pool only when
+// its connection is released (upConn.release), after any stream or tunnel reading through it.
+type connBufs struct {
+	readers, writers    sync.Pool // *bufio.Reader, *bufio.Writer, attached to no connection
+	readSize, writeSize int
+}
+
+func (p *connBufs) reader(c net.Conn) *bufio.Reader {
+	if br, ok := p.readers.Get().(*bufio.Reader); ok {
+		br.Reset(c)
+		return br
+	}
+	return bufio.NewReaderSize(c, p.readSize)
+}
+
+// putReader returns br to the pool; br must not be used again.
+func (p *connBufs) putReader(br *bufio.Reader) {
+	br.Reset(nil) // let go of the connection
+	p.readers.Put(br)
+}
+
+func (p *connBufs) writer(c net.Conn) *bufio.Writer {
+	if bw, ok := p.writers.Get().(*bufio.Writer); ok {
+		bw.Reset(c)
+		return bw
+	}
+	return bufio.NewWriterSize(c, p.writeSize)
+}
+
+// putWriter returns bw to the pool; bw must not be used again.
+func (p *connBufs) putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	p.writers.Put(bw)
 }
 
 // connectError marks a failure to connect: the request never reached the endpoint.
