@@ -84,7 +84,8 @@ type Registrar interface {
 	// Run registers the app and keeps it registered until ctx ends, registering it again when
 	// the registry has forgotten it (a Consul agent restarted without state, a lost etcd lease).
 	// It blocks. It does not deregister when ctx ends: call Deregister. It returns ctx.Err()
-	// after ctx ends, or an error at once on a bad configuration.
+	// after ctx ends, an error at once on a bad configuration, and may return early after a
+	// Deregister (the Consul registrar returns its ErrDeregistered).
 	Run(ctx context.Context) error
 	// Deregister removes the registration. It is safe to call concurrently with Run or after
 	// Run has returned, and more than once.

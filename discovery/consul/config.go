@@ -155,36 +155,48 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// newClient returns an API client for c and the transport it owns, whose idle connections
-// the caller closes when it is done. Fields left empty are filled by api.NewClient from the
-// environment, as api.DefaultConfig() does.
-func (c Config) newClient() (*api.Client, *http.Transport, error) {
+// apiClient is the Consul API client of a Source or a Registrar, with the configuration it
+// was made from. Both embed it.
+type apiClient struct {
+	cfg       Config // with its defaults filled in
+	client    *api.Client
+	transport *http.Transport // the client's own: close its idle connections when done
+}
+
+// newAPIClient fills in cfg's defaults and makes its API client, on a transport of its own.
+// Fields left empty are filled by api.NewClient from the environment, as api.DefaultConfig()
+// does. It fails on a bad configuration; it does not contact Consul.
+func newAPIClient(cfg Config) (apiClient, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return apiClient{}, err
+	}
 	tr := cleanhttp.DefaultPooledTransport()
 	// Every watched service holds a connection for its blocking query; let them all stay
 	// pooled between queries rather than reconnecting.
 	tr.MaxIdleConns = 0
 	tr.MaxIdleConnsPerHost = 1024
 	client, err := api.NewClient(&api.Config{
-		Address:    c.Address,
-		Scheme:     c.Scheme,
-		Datacenter: c.Datacenter,
-		Token:      c.Token,
-		TokenFile:  c.TokenFile,
+		Address:    cfg.Address,
+		Scheme:     cfg.Scheme,
+		Datacenter: cfg.Datacenter,
+		Token:      cfg.Token,
+		TokenFile:  cfg.TokenFile,
 		Transport:  tr,
 		TLSConfig: api.TLSConfig{
-			Address:            c.TLS.ServerName,
-			CAFile:             c.TLS.CAFile,
-			CAPath:             c.TLS.CAPath,
-			CertFile:           c.TLS.CertFile,
-			KeyFile:            c.TLS.KeyFile,
-			InsecureSkipVerify: c.TLS.InsecureSkipVerify,
+			Address:            cfg.TLS.ServerName,
+			CAFile:             cfg.TLS.CAFile,
+			CAPath:             cfg.TLS.CAPath,
+			CertFile:           cfg.TLS.CertFile,
+			KeyFile:            cfg.TLS.KeyFile,
+			InsecureSkipVerify: cfg.TLS.InsecureSkipVerify,
 		},
 	})
 	if err != nil {
 		// The api's errors name files and addresses, never the token.
-		return nil, nil, fmt.Errorf("%w: client: %w", ErrConfig, err)
+		return apiClient{}, fmt.Errorf("%w: client: %w", ErrConfig, err)
 	}
-	return client, tr, nil
+	return apiClient{cfg: cfg, client: client, transport: tr}, nil
 }
 
 // queryOptions returns the options shared by every query of a Source.

@@ -102,15 +102,36 @@ type countingObserver struct {
 	mu             sync.Mutex
 	malformed      []string
 	lastErr        error
+	lastCall       map[string]string // "synced" or "failed", by service
 }
 
-func (o *countingObserver) Synced(string, time.Time) { o.synced.Add(1) }
+func (o *countingObserver) Synced(service string, _ time.Time) {
+	o.synced.Add(1)
+	o.called(service, "synced")
+}
 
-func (o *countingObserver) Failed(_ string, err error) {
+func (o *countingObserver) Failed(service string, err error) {
 	o.failed.Add(1)
 	o.mu.Lock()
 	o.lastErr = err
 	o.mu.Unlock()
+	o.called(service, "failed")
+}
+
+func (o *countingObserver) called(service, what string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lastCall == nil {
+		o.lastCall = make(map[string]string)
+	}
+	o.lastCall[service] = what
+}
+
+// last returns the last of Synced and Failed called for service: "synced", "failed" or "".
+func (o *countingObserver) last(service string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.lastCall[service]
 }
 
 func (o *countingObserver) Malformed(_, entry string, _ error) {

@@ -40,6 +40,9 @@ func TestWatchSurvivesAgentRestart(t *testing.T) {
 
 	a.Stop()
 	consultest.WaitFor(t, 10*time.Second, "10 failed queries", func() bool { return obs.failed.Load() >= 10 })
+	if p, l := obs.last("pay"), obs.last("ledger"); p != "failed" || l != "failed" {
+		t.Errorf("while the agent is down, the last Observer calls are %q and %q, want failed", p, l)
+	}
 	if n, m := rec.count("pay"), rec.count("ledger"); n != payBefore || m != ledgerBefore {
 		t.Errorf("snapshots published while the agent was down: pay %d -> %d, ledger %d -> %d", payBefore, n, ledgerBefore, m)
 	}
@@ -56,6 +59,10 @@ func TestWatchSurvivesAgentRestart(t *testing.T) {
 		return len(s.Endpoints) == 1 && s.Endpoints[0].ID == "pay-3@"+node
 	})
 	rec.waitFor(t, "ledger", waitSnapshot, "no endpoints", func(s *discovery.Snapshot) bool { return len(s.Endpoints) == 0 })
+	// The first full read after the errors is a successful read: Synced, before it publishes.
+	if p, l := obs.last("pay"), obs.last("ledger"); p != "synced" || l != "synced" {
+		t.Errorf("after the recovery, the last Observer calls are %q and %q, want synced", p, l)
+	}
 	if n := logs.FilterMessage("consul reachable again").Len(); n != 1 {
 		t.Errorf("%d 'reachable again' lines, want 1", n)
 	}

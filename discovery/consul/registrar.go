@@ -25,15 +25,14 @@ var ErrDeregistered = errors.New("consul: registrar was deregistered")
 //
 // Run and Deregister are safe for concurrent use; registering and deregistering are
 // serialised, so a registration Run has in flight cannot land after Deregister.
-// Deregister is final: once called, Run registers nothing any more.
+// Deregister is final: once called, Run registers nothing any more and returns
+// ErrDeregistered.
 type Registrar struct {
-	cfg       Config
-	client    *api.Client
-	transport *http.Transport
-	logger    *zap.Logger
-	limiter   *discovery.LogLimiter
-	id        string
-	def       *api.AgentServiceRegistration // never modified after NewRegistrar
+	apiClient
+	logger  *zap.Logger
+	limiter *discovery.LogLimiter
+	id      string
+	def     *api.AgentServiceRegistration // never modified after NewRegistrar
 
 	mu           sync.Mutex // held across each request that reads or changes the agent's state
 	deregistered bool
@@ -48,11 +47,7 @@ func NewRegistrar(cfg Config, reg discovery.Registration, logger *zap.Logger) (*
 	if err := reg.Validate(); err != nil {
 		return nil, fmt.Errorf("consul registrar: %w", err)
 	}
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	client, tr, err := cfg.newClient()
+	c, err := newAPIClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -60,11 +55,9 @@ func NewRegistrar(cfg Config, reg discovery.Registration, logger *zap.Logger) (*
 		logger = zap.NewNop()
 	}
 	return &Registrar{
-		cfg:       cfg,
-		client:    client,
-		transport: tr,
+		apiClient: c,
 		logger:    logger.With(zap.String("service", reg.Service), zap.String("service_id", reg.ID)),
-		limiter:   discovery.NewLogLimiter(cfg.ErrorLogInterval),
+		limiter:   discovery.NewLogLimiter(c.cfg.ErrorLogInterval),
 		id:        reg.ID,
 		def:       registration(reg),
 	}, nil
@@ -114,7 +107,10 @@ func registration(reg discovery.Registration) *api.AgentServiceRegistration {
 // Run registers the app, then every RegistrationInterval checks that the agent still has it
 // and registers it again when not (an agent restarted without its state). Failures are
 // logged at a limited rate and retried with backoff. Run blocks until ctx ends and returns
-// ctx.Err(); it does not deregister. It returns ErrDeregistered at once after Deregister.
+// ctx.Err(); it does not deregister. Once Deregister has been called, Run returns
+// ErrDeregistered: at once when called afterwards, or when it next checks the registration
+// (within RegistrationInterval, or the backoff delay while failing) when Deregister is called
+// while it runs.
 func (r *Registrar) Run(ctx context.Context) error {
 	r.mu.Lock()
 	done := r.deregistered
@@ -126,6 +122,9 @@ func (r *Registrar) Run(ctx context.Context) error {
 	registered, failures := false, 0
 	for {
 		err := r.ensure(ctx, registered)
+		if errors.Is(err, ErrDeregistered) {
+			return err
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -153,15 +152,17 @@ func (r *Registrar) Run(ctx context.Context) error {
 	}
 }
 
-// ensure registers the app, unless known is true and the agent still has it.
+// ensure registers the app, unless known is true and the agent still has it. It returns
+// ErrDeregistered once Deregister has been called.
 func (r *Registrar) ensure(ctx context.Context, known bool) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
-	defer cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.deregistered {
-		return nil
+		return ErrDeregistered
 	}
+	// The timeout starts once the lock is held: waiting for Deregister is not the request's.
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+	defer cancel()
 	if known {
 		_, _, err := r.client.Agent().Service(r.id, (&api.QueryOptions{}).WithContext(ctx))
 		if err == nil {
@@ -185,15 +186,16 @@ func (r *Registrar) ensure(ctx context.Context, known bool) error {
 
 // Deregister removes the registration from the agent, and stops Run from registering it
 // again. It succeeds when the agent does not have the registration. It is safe to call
-// concurrently with Run, after Run has returned, and more than once; it first waits for a
-// request Run has in flight (at most RequestTimeout).
+// concurrently with Run, after Run has returned, and more than once. It first waits for a
+// request Run has in flight (at most RequestTimeout), then gives its own request a full
+// RequestTimeout (or less, if ctx ends sooner).
 func (r *Registrar) Deregister(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
-	defer cancel()
 	defer r.transport.CloseIdleConnections()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.deregistered = true
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+	defer cancel()
 	err := r.client.Agent().ServiceDeregisterOpts(r.id, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("consul deregister %q: %w", r.id, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ringside-proxy/ringside/discovery"
 	"github.com/ringside-proxy/ringside/discovery/consul/consultest"
@@ -108,16 +109,103 @@ func TestRegistrarLifecycle(t *testing.T) {
 	if hasService(c, "app-1") {
 		t.Fatal("app-1 still registered after Deregister")
 	}
-	time.Sleep(5 * testConfig(a).RegistrationInterval) // Run must not bring it back
-	if hasService(c, "app-1") {
-		t.Fatal("Run registered app-1 again after Deregister")
+	select {
+	case err := <-runErr:
+		if !errors.Is(err, ErrDeregistered) {
+			t.Errorf("Run = %v after Deregister, want ErrDeregistered", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still running 5s after Deregister")
 	}
-	cancel()
-	if err := <-runErr; !errors.Is(err, context.Canceled) {
-		t.Errorf("Run = %v, want context.Canceled", err)
+	time.Sleep(5 * testConfig(a).RegistrationInterval)
+	if hasService(c, "app-1") {
+		t.Fatal("app-1 registered again after Deregister")
 	}
 	if err := r.Run(context.Background()); !errors.Is(err, ErrDeregistered) {
 		t.Errorf("Run after Deregister = %v, want ErrDeregistered", err)
+	}
+}
+
+// TestRunEndsAfterDeregister: a Deregister while Run runs makes Run return ErrDeregistered,
+// with the agent up or down, and never log a registration as restored.
+func TestRunEndsAfterDeregister(t *testing.T) {
+	t.Parallel()
+	a := consultest.Start(t)
+	c := a.Client()
+	run := func(id string) (*Registrar, *observer.ObservedLogs, <-chan error) {
+		logger, logs := observedLogger()
+		r, err := NewRegistrar(testConfig(a), discovery.Registration{ID: id, Service: "gone", Address: "127.0.0.1", Port: 7073}, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		runErr := make(chan error, 1)
+		go func() { runErr <- r.Run(ctx) }()
+		return r, logs, runErr
+	}
+	ended := func(runErr <-chan error) {
+		t.Helper()
+		select {
+		case err := <-runErr:
+			if !errors.Is(err, ErrDeregistered) {
+				t.Errorf("Run = %v after Deregister, want ErrDeregistered", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Run still running 5s after Deregister")
+		}
+	}
+
+	// Registered, the agent up.
+	r, _, runErr := run("gone-1")
+	consultest.WaitFor(t, 5*time.Second, "gone-1 registered", func() bool { return hasService(c, "gone-1") })
+	if err := r.Deregister(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ended(runErr)
+	if hasService(c, "gone-1") {
+		t.Error("gone-1 still registered")
+	}
+
+	// Failing, the agent down: Deregister fails too, but Run stops all the same.
+	a.Stop()
+	r, logs, runErr := run("gone-2")
+	consultest.WaitFor(t, 5*time.Second, "failed registrations", func() bool {
+		return logs.FilterMessageSnippet("registration failed").Len() > 0
+	})
+	if err := r.Deregister(context.Background()); err == nil {
+		t.Error("Deregister succeeded without an agent")
+	}
+	ended(runErr)
+	if n := logs.FilterMessageSnippet("registration restored").Len(); n != 0 {
+		t.Errorf("%d \"registration restored\" lines without an agent", n)
+	}
+}
+
+// TestDeregisterTimeoutStartsWithItsRequest: Deregister waits for a request Run has in flight
+// (here, the lock that request holds), then has a full RequestTimeout for its own.
+func TestDeregisterTimeoutStartsWithItsRequest(t *testing.T) {
+	t.Parallel()
+	a := consultest.Start(t)
+	c := a.Client()
+	cfg := testConfig(a)
+	cfg.RequestTimeout = 500 * time.Millisecond
+	r, err := NewRegistrar(cfg, discovery.Registration{ID: "busy-1", Service: "busy", Address: "127.0.0.1", Port: 7074}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, c, r.def)
+
+	r.mu.Lock() // a request of Run's in flight, using up its own RequestTimeout
+	errc := make(chan error, 1)
+	go func() { errc <- r.Deregister(context.Background()) }()
+	time.Sleep(cfg.RequestTimeout + 200*time.Millisecond)
+	r.mu.Unlock()
+	if err := <-errc; err != nil {
+		t.Fatalf("Deregister after waiting for Run's request: %v", err)
+	}
+	if hasService(c, "busy-1") {
+		t.Error("busy-1 still registered")
 	}
 }
 

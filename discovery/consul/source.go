@@ -18,11 +18,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync/atomic"
 
-	"github.com/hashicorp/consul/api"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -34,12 +32,10 @@ import (
 // A Source is safe for concurrent use; several Watch calls may run at once, each with its
 // own goroutines.
 type Source struct {
-	cfg       Config
-	client    *api.Client
-	transport *http.Transport
-	logger    *zap.Logger
-	obs       discovery.Observer
-	limiter   *discovery.LogLimiter
+	apiClient
+	logger  *zap.Logger
+	obs     discovery.Observer
+	limiter *discovery.LogLimiter
 	// unreachable is set while queries fail for want of a connection, so that the recovery
 	// is logged once for all services.
 	unreachable atomic.Bool
@@ -54,11 +50,7 @@ var ErrBadServices = errors.New("consul: bad service list")
 // api.DefaultConfig() does (see Config). A nil logger logs nothing; a nil obs observes
 // nothing. It fails only on a bad configuration: it does not contact Consul.
 func NewSource(cfg Config, logger *zap.Logger, obs discovery.Observer) (*Source, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	client, tr, err := cfg.newClient()
+	c, err := newAPIClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -69,12 +61,10 @@ func NewSource(cfg Config, logger *zap.Logger, obs discovery.Observer) (*Source,
 		obs = discovery.NopObserver{}
 	}
 	return &Source{
-		cfg:       cfg,
-		client:    client,
-		transport: tr,
+		apiClient: c,
 		logger:    logger,
 		obs:       obs,
-		limiter:   discovery.NewLogLimiter(cfg.ErrorLogInterval),
+		limiter:   discovery.NewLogLimiter(c.cfg.ErrorLogInterval),
 	}, nil
 }
 

@@ -19,6 +19,10 @@ import (
 // due handles to the pool (waiting when the whole pool is busy), and follows Update through
 // Upstream.changed; a probe is an HTTP GET of ActiveConfig.Path on a Transport of its own.
 // Verdicts are stored in the handle, so they survive snapshot swaps.
+//
+// A handle's next probe is due Interval ± 10% after its last probe ended, not after it began:
+// one handle is never probed twice at once, even by a probe that takes its whole Timeout (which
+// may be Interval), so its counters have a single writer.
 
 // probeBodyLimit bounds how much of a probe's response body is read (to reuse the connection).
 const probeBodyLimit = 64 << 10
@@ -41,6 +45,7 @@ func (u *Upstream) runActive(ctx context.Context) {
 	}
 
 	jobs := make(chan *Endpoint)
+	finished := make(chan *Endpoint) // each probe's handle, when the probe is over
 	var wg sync.WaitGroup
 	for range ac.Concurrency {
 		wg.Add(1)
@@ -48,12 +53,18 @@ func (u *Upstream) runActive(ctx context.Context) {
 			defer wg.Done()
 			for e := range jobs {
 				u.probe(ctx, client, e)
+				select {
+				case finished <- e:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}()
 	}
 	defer wg.Wait()
 	defer close(jobs)
 
+	// due holds when each handle's next probe is due; the zero time while a probe of it runs.
 	due := make(map[*Endpoint]time.Time)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -66,21 +77,24 @@ func (u *Upstream) runActive(ctx context.Context) {
 		now := time.Now()
 		next := now.Add(ac.Interval)
 		for e, at := range due {
-			if at.After(now) {
-				if at.Before(next) {
-					next = at
-				}
+			switch {
+			case at.IsZero(): // being probed
+				continue
+			case at.After(now):
+				next = earliest(next, at)
 				continue
 			}
-			select {
-			case jobs <- e:
-			case <-ctx.Done():
-				return
-			}
-			at = time.Now().Add(jitter(ac.Interval))
-			due[e] = at
-			if at.Before(next) {
-				next = at
+			due[e] = time.Time{}
+		dispatch:
+			for {
+				select {
+				case jobs <- e:
+					break dispatch
+				case f := <-finished: // the pool is busy; take what it is done with
+					next = earliest(next, reschedule(due, f, ac.Interval))
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 		timer.Reset(time.Until(next))
@@ -88,12 +102,34 @@ func (u *Upstream) runActive(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-u.changed:
+		case f := <-finished:
+			reschedule(due, f, ac.Interval)
 		case <-timer.C:
 		}
 	}
 }
 
-// syncDue makes due hold exactly the handles of s: a new handle is due within spread of now.
+// reschedule makes e's next probe due one jittered interval from now, when its probe is over,
+// and returns that time; the zero time if e has left the upstream meanwhile.
+func reschedule(due map[*Endpoint]time.Time, e *Endpoint, interval time.Duration) time.Time {
+	if _, ok := due[e]; !ok {
+		return time.Time{}
+	}
+	at := time.Now().Add(jitter(interval))
+	due[e] = at
+	return at
+}
+
+// earliest returns the earlier of a and b, ignoring a zero b.
+func earliest(a, b time.Time) time.Time {
+	if !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// syncDue makes due hold exactly the handles of s: a new handle is due within spread of now;
+// the others keep their time, or their zero time while a probe of theirs runs.
 func syncDue(due map[*Endpoint]time.Time, s *state, now time.Time, spread time.Duration) {
 	if s == nil {
 		return

@@ -230,3 +230,20 @@ func TestActiveChecksFollowUpdates(t *testing.T) {
 		t.Errorf("%d probes of a removed endpoint", got-n)
 	}
 }
+
+// Timeout may equal Interval, so a probe may last as long as the interval: the next probe of
+// an endpoint is scheduled from the end of the last one, never overlapping it.
+func TestActiveChecksNeverOverlapOnOneEndpoint(t *testing.T) {
+	// Each probe takes 95% of the interval; scheduled from their starts (interval ± 10%),
+	// about one in three would begin before the last one ended.
+	srv := newHealthServer(t, 95*time.Millisecond)
+	cfg := activeConfig()
+	cfg.Active.Interval, cfg.Active.Timeout = 100*time.Millisecond, 100*time.Millisecond
+	cfg.Active.Concurrency = 4
+	u, _, _ := newTest(t, cfg, snap(discovery.Endpoint{ID: "slow", Address: srv.addr(), Weight: 1}))
+	runUpstream(t, u)
+	waitFor(t, "12 probes", func() bool { return srv.good.Load()+srv.bad.Load() >= 12 })
+	if p := srv.peak.Load(); p != 1 {
+		t.Errorf("%d probes of one endpoint at once, want 1", p)
+	}
+}

@@ -107,7 +107,8 @@ type OutlierConfig struct {
 type ActiveConfig struct {
 	// Path is the HTTP path probed on every endpoint, e.g. "/healthz"; "" turns checks off.
 	Path string
-	// Interval between two probes of one endpoint, jittered by ±10%; default 10s.
+	// Interval from the end of one probe of an endpoint to the start of the next, jittered
+	// by ±10%; default 10s. An endpoint is never probed twice at once.
 	Interval time.Duration
 	// Timeout of one probe, connect included; default 2s; at most Interval.
 	Timeout time.Duration

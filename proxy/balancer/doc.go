@@ -65,17 +65,21 @@
 // is ejected at its fifth failed attempt, or at its second if a second has passed since the
 // first, whichever comes first: it stops getting first tries within ten failed requests or
 // about a second of traffic. There is no goroutine or timer per ejection: a request that meets
-// an endpoint whose ejection is over returns it to service (an atomic compare of the deadline),
-// and so does Run's sweep once a second. Each ejection and return is logged and reported to
-// Options.Events.
+// an endpoint whose ejection is over returns it to service (an atomic compare of the deadline
+// and a compare-and-swap of the state, no lock), and so does Run's sweep once a second. Each
+// ejection and return is logged and reported to Options.Events: an ejection by the request
+// that made it, a return by Run, which a request signals without waiting (without Run, by the
+// next Update).
 //
-// Active checks (Upstream.Run, ActiveConfig): an HTTP GET of a path on every endpoint, every
-// Interval ± 10%, by a bounded pool of goroutines, with healthy and unhealthy thresholds. Run
-// stops and joins all of them when its context ends.
+// Active checks (Upstream.Run, ActiveConfig): an HTTP GET of a path on every endpoint,
+// Interval ± 10% after the end of its previous probe (never two at once), by a bounded pool
+// of goroutines, with healthy and unhealthy thresholds. Run stops and joins all of them when
+// its context ends.
 //
 // # Concurrency
 //
 // Update must be called from one goroutine at a time; everything else is safe for concurrent
-// use, with Update too. Options.Events is called synchronously from whichever goroutine made
-// a change. Options.Now is the clock of ejections and slow start (tests inject it).
+// use, with Update too. Options.Events is called synchronously from the goroutine of Update,
+// of Run, or of a request that ejects an endpoint; never from Pick.Next. Options.Now is the
+// clock of ejections and slow start (tests inject it).
 package balancer

@@ -80,6 +80,7 @@ type Endpoint struct {
 	ejectedUntil  atomic.Int64 // UnixNano; meaningful while statusEjected is set
 	timesEjected  atomic.Int32
 	lastReturned  atomic.Int64 // UnixNano of the last return from ejection; 0 = never ejected
+	unreported    atomic.Int32 // returns from ejection not yet logged and told to Events
 	ejectMu       sync.Mutex   // serialises ejections of this endpoint; never taken by a pick
 
 	// Slow start (slowstart.go): when the current warm-up began, UnixNano; 0 = not warming.

@@ -3,15 +3,17 @@ package balancer
 import "time"
 
 // Events is told about the endpoints of upstreams, for metrics. Its methods are called
-// synchronously from the goroutine that made the change: Update's, a request's (Finish ejects;
-// Next returns an endpoint whose ejection is over), or Run's. They may be called concurrently
-// and must be safe for that; they must be quick and must not block, and must not call Update,
-// Pick.Next or Endpoint.Finish (the Endpoint and Upstream accessors are fine).
+// synchronously from Update's goroutine, Run's, or a request's that ejects an endpoint
+// (Endpoint.Finish); never from Pick.Next, which returns an endpoint whose ejection is over
+// without telling anyone: Run reports that return (see Upstream.Run). They may be called
+// concurrently and must be safe for that; they must be quick and must not block, and must not
+// call Update, Pick.Next or Endpoint.Finish (the Endpoint and Upstream accessors are fine).
 type Events interface {
 	// Ejected: outlier detection ejected ep for d; reason is "consecutive_5xx",
 	// "consecutive_gateway_failure" or "connect_failure_window".
 	Ejected(upstream string, ep *Endpoint, reason string, d time.Duration)
-	// Returned: ep's ejection is over and it is back in service.
+	// Returned: ep's ejection is over and it is back in service. It may come a moment after
+	// the return itself: Upstream.Run reports the returns that requests notice.
 	Returned(upstream string, ep *Endpoint)
 	// StateChanged gives the number of endpoints in each state after a change: an Update, an
 	// ejection, a return, an active-check verdict. Calls are serialised, and the counts of each

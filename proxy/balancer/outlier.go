@@ -129,6 +129,10 @@ func (u *Upstream) eject(e *Endpoint, reason string) {
 	if !ok {
 		return
 	}
+	// A return that a request noticed and Run has not reported yet: report it first, so that
+	// the endpoint's log lines and events keep their order (unless Run is reporting it at
+	// this very moment).
+	u.reportReturn(e)
 	u.log.Warn("endpoint ejected", zap.String("upstream", u.name), zap.String("endpoint", e.ID),
 		zap.String("reason", reason), zap.Duration("duration", d))
 	u.events.Ejected(u.name, e, reason, d)
@@ -208,7 +212,9 @@ func (u *Upstream) ejectionOver(e *Endpoint, now int64) bool {
 }
 
 // unEject returns e, seen ejected with status st, to service, unless someone else did it
-// first. It reports whether it did.
+// first. It reports whether it did. It takes no lock and calls nothing, so that a request
+// (Pick.Next) may run it: it flips the status with a compare-and-swap, counts the return as
+// unreported, and signals Run, whose goroutine logs it and tells Events (reportReturns).
 func (u *Upstream) unEject(e *Endpoint, st uint64) bool {
 	_, ok := e.transition(func(old uint64) (uint64, bool) {
 		if old&statusEjected == 0 || old&^statusFlags != st&^statusFlags {
@@ -225,13 +231,41 @@ func (u *Upstream) unEject(e *Endpoint, st uint64) bool {
 	e.lastReturned.Store(until)
 	resetCounts(e)
 	u.startWarming(e, until)
-	u.log.Info("endpoint returned", zap.String("upstream", u.name), zap.String("endpoint", e.ID))
-	u.events.Returned(u.name, e)
-	u.notify()
+	e.unreported.Add(1)
+	select {
+	case u.returned <- struct{}{}:
+	default: // Run has a signal pending already
+	}
 	return true
 }
 
+// reportReturns logs the returns from ejection of eps that were not reported yet and tells
+// Events.Returned about each; it returns how many there were, for the caller to follow with
+// one notify. It reads every handle of eps: it is for Run and Update, not the request path.
+func (u *Upstream) reportReturns(eps []*Endpoint) int {
+	n := 0
+	for _, e := range eps {
+		n += u.reportReturn(e)
+	}
+	return n
+}
+
+// reportReturn logs e's unreported returns and tells Events.Returned about each; it returns
+// how many there were.
+func (u *Upstream) reportReturn(e *Endpoint) int {
+	if e.unreported.Load() == 0 {
+		return 0 // the common case: a load, not a write to every handle
+	}
+	n := int(e.unreported.Swap(0))
+	for range n {
+		u.log.Info("endpoint returned", zap.String("upstream", u.name), zap.String("endpoint", e.ID))
+		u.events.Returned(u.name, e)
+	}
+	return n
+}
+
 // sweep returns every endpoint whose ejection is over, whether or not a request looked at it.
+// Like a request, it leaves reporting the returns to Run (reportReturns).
 func (u *Upstream) sweep() { u.sweepAt(u.nowNanos()) }
 
 func (u *Upstream) sweepAt(now int64) {

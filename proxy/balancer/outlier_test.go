@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -83,6 +84,7 @@ func TestEjectionTimeGrowsAndReturns(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Update(snap(ids(3)...))
+	runUpstream(t, u) // it reports the returns the requests below make
 	e := handle(u, "e001")
 	h := homeOf(t, u, "e001")
 
@@ -100,18 +102,15 @@ func TestEjectionTimeGrowsAndReturns(t *testing.T) {
 			t.Fatalf("ejection %d: key on %s after %v, want it back on e001", i+1, got, want)
 		}
 	}
-	ejected, returned, counts := rec.snapshot()
-	if len(ejected) != 4 || len(returned) != 4 {
-		t.Errorf("events: ejected %q returned %q, want 4 of each", ejected, returned)
-	}
-	if counts != (StateCounts{Healthy: 3}) {
-		t.Errorf("last counts %+v, want 3 healthy", counts)
-	}
+	waitFor(t, "the returns to be reported", func() bool {
+		ejected, returned, counts := rec.snapshot()
+		return len(ejected) == 4 && len(returned) == 4 && counts == StateCounts{Healthy: 3}
+	})
 
 	// Long enough in service, the next ejection is short again.
 	clk.Advance(25 * time.Second)
 	failN(e, 5, status500)
-	ejected, _, _ = rec.snapshot()
+	ejected, _, _ := rec.snapshot()
 	if got := ejected[len(ejected)-1]; got != "e001 consecutive_5xx 10s" {
 		t.Errorf("ejection after a long healthy run: %q, want 10s", got)
 	}
@@ -331,24 +330,12 @@ func TestHandlesSurviveSwaps(t *testing.T) {
 	if want := []string{"e000", "e001", "e002", "e003", "e100", "e001"}; fmt.Sprint(made) != fmt.Sprint(want) {
 		t.Errorf("OnEndpoint calls %v, want %v", made, want)
 	}
-	if want := []string{"e000", "e001"}; fmt.Sprint(sorted(removed)) != fmt.Sprint(want) {
+	if want := []string{"e000", "e001"}; fmt.Sprint(slices.Sorted(slices.Values(removed))) != fmt.Sprint(want) {
 		t.Errorf("OnRemove calls %v, want %v", removed, want)
 	}
 	if u.ejected.Load() != 0 || u.down.Load() != 0 {
 		t.Errorf("counters ejected=%d down=%d after the ejected handle left, want 0", u.ejected.Load(), u.down.Load())
 	}
-}
-
-func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func TestRunSweepsExpiredEjections(t *testing.T) {
@@ -372,5 +359,79 @@ func TestRunSweepsExpiredEjections(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run returned %v, want %v", err, context.Canceled)
+	}
+}
+
+// Next returns an endpoint whose ejection is over without taking a lock or calling Events: it
+// must not wait behind a slow Events.StateChanged (notifyMu), nor do the O(N) work of the
+// state counts. Run reports the return instead.
+func TestNextReturnsWithoutLockOrEvents(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	clk, rec := newFakeClock(), &recorder{}
+	u, err := New("svc", Config{}, Options{Now: clk.Now, Events: rec, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Update(snap(ids(3)...))
+	u.sweepEvery = time.Hour // only the signal of Next can make Run report the return
+	h := homeOf(t, u, "e001")
+	failN(handle(u, "e001"), 5, status500)
+	clk.Advance(30 * time.Second)
+
+	u.notifyMu.Lock() // as if an Events.StateChanged were slow
+	got := make(chan string, 1)
+	go func() { got <- first(u, h) }()
+	select {
+	case id := <-got:
+		u.notifyMu.Unlock()
+		if id != "e001" {
+			t.Fatalf("key on %s, want it back on e001", id)
+		}
+	case <-time.After(5 * time.Second):
+		u.notifyMu.Unlock()
+		<-got
+		t.Fatal("Next waited for the lock of Events.StateChanged")
+	}
+	if _, returned, _ := rec.snapshot(); len(returned) != 0 {
+		t.Fatalf("Events.Returned %v called from Next", returned)
+	}
+
+	runUpstream(t, u)
+	waitFor(t, "Run to report the return", func() bool {
+		_, returned, counts := rec.snapshot()
+		return len(returned) == 1 && returned[0] == "e001" && counts == StateCounts{Healthy: 3}
+	})
+	if n := logs.FilterMessage("endpoint returned").Len(); n != 1 {
+		t.Errorf("%d \"endpoint returned\" lines, want 1", n)
+	}
+}
+
+// Without Run, the next Update reports the returns requests noticed, those of the handles it
+// removes included; and an endpoint's return is reported before its next ejection.
+func TestReturnsReportedWithoutRun(t *testing.T) {
+	u, clk, rec := newTest(t, Config{Outlier: OutlierConfig{MaxEjectionPercent: 100}}, snap(ids(4)...))
+	for _, id := range []string{"e001", "e002", "e003"} {
+		failN(handle(u, id), 5, status500)
+	}
+	clk.Advance(30 * time.Second)
+	for _, id := range []string{"e001", "e002", "e003"} {
+		h := homeOf(t, u, id)
+		if got := first(u, h); got != id {
+			t.Fatalf("key on %s, want it back on %s", got, id)
+		}
+	}
+	failN(handle(u, "e003"), 5, status500) // ejected again before anyone reported its return
+	ejected, returned, _ := rec.snapshot()
+	if want := []string{"e003"}; fmt.Sprint(returned) != fmt.Sprint(want) || len(ejected) != 4 {
+		t.Fatalf("before Update: returned %v, ejected %v; want %v, and 4 ejections", returned, ejected, want)
+	}
+
+	u.Update(snap(ids(2)...)) // e002 leaves
+	_, returned, counts := rec.snapshot()
+	if want := []string{"e001", "e002", "e003"}; fmt.Sprint(slices.Sorted(slices.Values(returned))) != fmt.Sprint(want) {
+		t.Errorf("after Update: returned %v, want %v", returned, want)
+	}
+	if counts != (StateCounts{Healthy: 2}) {
+		t.Errorf("last counts %+v, want 2 healthy", counts)
 	}
 }

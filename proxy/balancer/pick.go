@@ -108,7 +108,9 @@ func (u *Upstream) Begin(p *Pick, h uint64, hasKey bool) {
 // of bounded load or slow start come last, before the errors: ErrNoEndpoints, ErrNoKey,
 // ErrOverloaded, or ErrExhausted once every eligible endpoint was returned.
 //
-// Next does not block or allocate (a walk past more than eight ejected endpoints may).
+// Next does not block or allocate (a walk past more than eight ejected endpoints may). It
+// returns an endpoint whose ejection is over to service with a compare-and-swap, and leaves
+// logging and telling Events about it to Upstream.Run.
 func (p *Pick) Next() (*Endpoint, error) {
 	switch p.mode {
 	case modeNone:

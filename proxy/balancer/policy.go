@@ -138,14 +138,18 @@ func (roundRobinPolicy) open(u *Upstream, s *state, _ uint64, _ bool) opening {
 	return opening{mode: modeSequence, start: int(u.rr.Add(1) % uint64(len(s.eps)))}
 }
 
-// weightedRoundRobinPolicy takes the endpoints in the order of a precomputed smooth weighted
-// schedule, advanced by one atomic counter: lock-free, and exact over every cycle.
-type weightedRoundRobinPolicy struct{}
+// scheduled is embedded in the policies that draw from a weighted schedule: its prepare
+// builds the schedule.
+type scheduled struct{}
 
-func (weightedRoundRobinPolicy) prepare(s *state) error {
+func (scheduled) prepare(s *state) error {
 	s.schedule = weightedSchedule(s.nodes)
 	return nil
 }
+
+// weightedRoundRobinPolicy takes the endpoints in the order of a precomputed smooth weighted
+// schedule, advanced by one atomic counter: lock-free, and exact over every cycle.
+type weightedRoundRobinPolicy struct{ scheduled }
 
 func (weightedRoundRobinPolicy) open(u *Upstream, s *state, _ uint64, _ bool) opening {
 	return opening{mode: modeSequence, start: int(s.schedule[u.rr.Add(1)%uint64(len(s.schedule))])}
@@ -154,24 +158,14 @@ func (weightedRoundRobinPolicy) open(u *Upstream, s *state, _ uint64, _ bool) op
 // leastRequestPolicy is the power of two choices: of two candidates, the first drawn by
 // weight and the second at random, it takes the one with fewer in-flight requests per unit of
 // weight.
-type leastRequestPolicy struct{}
-
-func (leastRequestPolicy) prepare(s *state) error {
-	s.schedule = weightedSchedule(s.nodes)
-	return nil
-}
+type leastRequestPolicy struct{ scheduled }
 
 func (leastRequestPolicy) open(_ *Upstream, s *state, _ uint64, _ bool) opening {
 	return opening{mode: modeTwoChoices, start: weightedStart(s), scrambled: true}
 }
 
 // randomPolicy draws an endpoint at random, in proportion to its weight.
-type randomPolicy struct{}
-
-func (randomPolicy) prepare(s *state) error {
-	s.schedule = weightedSchedule(s.nodes)
-	return nil
-}
+type randomPolicy struct{ scheduled }
 
 func (randomPolicy) open(_ *Upstream, s *state, _ uint64, _ bool) opening {
 	return opening{mode: modeSequence, start: weightedStart(s), scrambled: true}

@@ -3,7 +3,6 @@ package balancer
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"go.uber.org/zap"
 
@@ -48,6 +47,10 @@ type state struct {
 // state atomically. Critical endpoints keep their handles but take no traffic; warning ones
 // take the weight the snapshot gives them.
 //
+// s must keep the discovery.Snapshot contract: its endpoints sorted by ID, with unique IDs
+// (discovery.NewSnapshot makes them so). Update does not sort them; it refuses a snapshot
+// that breaks the contract, logging an error and keeping the previous state.
+//
 // Update must not be called concurrently with itself (a discovery source calls it from one
 // goroutine per service); it is safe to call concurrently with everything else. If the new
 // table cannot be built, Update logs the error and keeps the previous state.
@@ -58,8 +61,16 @@ func (u *Upstream) Update(s *discovery.Snapshot) {
 	u.updateMu.Lock()
 	defer u.updateMu.Unlock()
 
+	eps := s.Endpoints
+	if !sortedByID(eps) {
+		// Not made by discovery.NewSnapshot. The check is one pass of compares, next to the
+		// maps and tables below; without it a duplicate ID would publish a handle twice.
+		u.log.Error("snapshot rejected, keeping the previous endpoints",
+			zap.String("upstream", u.name), zap.Uint64("revision", s.Revision),
+			zap.String("reason", "endpoints not sorted by ID or IDs not unique"))
+		return
+	}
 	old := u.state.Load()
-	eps := uniqueSorted(s.Endpoints)
 	nodes := make([]hashring.Node, 0, len(eps))
 	for _, de := range eps {
 		if de.Health != discovery.HealthCritical {
@@ -130,6 +141,11 @@ func (u *Upstream) Update(s *discovery.Snapshot) {
 			u.onGone(e)
 		}
 	}
+	if old != nil {
+		// Returns that requests noticed and Run has not reported (or Run is not running);
+		// old.all holds the handles just removed too. The notify below covers them.
+		u.reportReturns(old.all)
+	}
 	select {
 	case u.changed <- struct{}{}:
 	default:
@@ -181,27 +197,15 @@ func (s *state) index(byID map[string]*Endpoint) {
 	}
 }
 
-// uniqueSorted returns eps sorted by ID with one endpoint per ID (the last one given), without
-// modifying eps. Snapshots made by discovery.NewSnapshot already are.
-func uniqueSorted(eps []discovery.Endpoint) []discovery.Endpoint {
-	if slices.IsSortedFunc(eps, func(a, b discovery.Endpoint) int {
-		if a.ID == b.ID {
-			return -1 // a duplicate is not sorted: take the slow path
+// sortedByID reports whether eps are sorted by ID with unique IDs, as discovery.Snapshot
+// promises.
+func sortedByID(eps []discovery.Endpoint) bool {
+	for i := 1; i < len(eps); i++ {
+		if eps[i-1].ID >= eps[i].ID {
+			return false
 		}
-		return strings.Compare(a.ID, b.ID)
-	}) {
-		return eps
 	}
-	out := slices.Clone(eps)
-	slices.SortStableFunc(out, func(a, b discovery.Endpoint) int { return strings.Compare(a.ID, b.ID) })
-	uniq := out[:0]
-	for i, e := range out {
-		if i+1 < len(out) && out[i+1].ID == e.ID {
-			continue
-		}
-		uniq = append(uniq, e)
-	}
-	return uniq
+	return true
 }
 
 // coprimeStrides returns up to 8 steps coprime with n, spread over [1, n), so that

@@ -38,7 +38,8 @@ type Options struct {
 //
 // Update installs each new discovery snapshot; Begin and Pick.Next choose an endpoint per
 // request; Endpoint.Start and Endpoint.Finish bracket each attempt and feed outlier
-// detection; Run, if called, runs active health checks. Begin, Next, Start, Finish and the
+// detection; Run runs active health checks and reports the returns from ejection that
+// requests notice (see Run for what happens without it). Begin, Next, Start, Finish and the
 // accessors are safe for concurrent use with each other and with Update and Run; Update must
 // be called from one goroutine at a time.
 type Upstream struct {
@@ -57,19 +58,27 @@ type Upstream struct {
 	state atomic.Pointer[state]
 	snap  atomic.Pointer[discovery.Snapshot]
 
-	// Counters shared by every handle; see Endpoint.transition.
-	down     atomic.Int32 // routable endpoints ejected or failing active checks
-	ejected  atomic.Int32 // routable endpoints ejected, plus ejections being decided
-	inflight atomic.Int64 // attempts in flight on all handles, when bounded
+	// Counters shared by every handle; see Endpoint.transition. Every Begin reads down; they
+	// change only with health.
+	down    atomic.Int32 // routable endpoints ejected or failing active checks
+	ejected atomic.Int32 // routable endpoints ejected, plus ejections being decided
 	// budgetSweep is when a spent ejection budget may next sweep, UnixNano.
 	budgetSweep atomic.Int64
-	rr          atomic.Uint64
+
+	// inflight and rr sit on a cache line of their own: requests write them, while every
+	// Begin reads the fields above (state, down, cfg), which must not bounce between cores
+	// with each write.
+	_        [64]byte
+	inflight atomic.Int64  // attempts in flight on all handles, when bounded
+	rr       atomic.Uint64 // the round-robin counter
+	_        [48]byte
 
 	// handles is the table of handles by ID; only Update touches it, under updateMu.
 	updateMu sync.Mutex
 	handles  map[string]*Endpoint
 
 	changed  chan struct{} // told of each Update, for the active checker; size 1
+	returned chan struct{} // told of each return from ejection, for Run to report; size 1
 	running  atomic.Bool
 	notifyMu sync.Mutex // orders Events.StateChanged calls
 
@@ -98,6 +107,7 @@ func New(name string, cfg Config, opts Options) (*Upstream, error) {
 		bounded:    cfg.BoundedLoad > 0,
 		handles:    make(map[string]*Endpoint),
 		changed:    make(chan struct{}, 1),
+		returned:   make(chan struct{}, 1),
 		sweepEvery: time.Second,
 	}
 	if u.log == nil {
@@ -135,10 +145,17 @@ func (u *Upstream) Endpoints() []*Endpoint {
 }
 
 // Run runs the upstream's background work until ctx ends: active health checks when
-// Config.Active.Path is set, and a once-a-second sweep that returns endpoints whose ejection
-// is over even when no request looks at them (requests return them too, so Run is optional
-// without active checks). It joins every goroutine it started before it returns ctx.Err(). It
-// returns ErrRunning at once if Run is already running.
+// Config.Active.Path is set; a once-a-second sweep that returns endpoints whose ejection is
+// over even when no request looks at them; and the reporting of returns from ejection.
+//
+// A request that meets an endpoint whose ejection is over returns it to service at once, but
+// only flips its state: the return is logged and told to Events.Returned and StateChanged by
+// Run, within moments. Without Run, those returns are reported by the next Update (or by the
+// endpoint's next ejection), however late that is, so run it whenever logs or Events matter:
+// the proxy's sidecar always does. Run reports what is left before it returns.
+//
+// Run joins every goroutine it started before it returns ctx.Err(). It returns ErrRunning at
+// once if Run is already running.
 func (u *Upstream) Run(ctx context.Context) error {
 	if !u.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("upstream %q: %w", u.name, ErrRunning)
@@ -158,10 +175,20 @@ func (u *Upstream) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			u.report()
 			return ctx.Err()
 		case <-t.C:
-			u.sweep()
+			u.sweep() // signals u.returned if it returned any
+		case <-u.returned:
+			u.report()
 		}
+	}
+}
+
+// report reports the returns from ejection not reported yet, then the state counts once.
+func (u *Upstream) report() {
+	if s := u.state.Load(); s != nil && u.reportReturns(s.all) > 0 {
+		u.notify()
 	}
 }
 
