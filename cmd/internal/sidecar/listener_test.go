@@ -119,18 +119,8 @@ upstreams:
   - {name: cart, hosts: [cart.internal, Cart.Example]}
   - {name: search, hosts: [search.internal]}
 `, filepath.Join(dir, "s.yaml"))
-	cfg, err := config.Parse("hosts.yaml", []byte(text), os.LookupEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := New(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	sc, stop := runSidecar(t, text)
+	defer stop()
 	client := &http.Client{Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
 	tests := []struct {
@@ -143,10 +133,6 @@ upstreams:
 		{"cart.example", 200, "cart"},
 		{"search.internal", 200, "search"},
 		{"other.internal", 404, "no upstream"},
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !sc.Readiness().Ready && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
 	}
 	for _, tt := range tests {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+sc.HostRoutingAddr()+"/", nil)

@@ -548,3 +548,26 @@ func TestEmptySnapshotKeepsLastEndpoints(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// runSidecar parses text, checks it, runs the sidecar until stop is called and waits until it
+// is ready.
+func runSidecar(t *testing.T, text string) (sc *Sidecar, stop func()) {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(text), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if sc, err = New(cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sc.Run(ctx) }()
+	for deadline := time.Now().Add(5 * time.Second); !sc.Readiness().Ready && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return sc, func() { cancel(); <-done }
+}

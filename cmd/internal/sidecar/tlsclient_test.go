@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ringside-proxy/ringside/cmd/internal/config"
 )
 
 // TestUpstreamTLS: endpoints served over TLS with a client certificate required (mTLS);
@@ -55,24 +52,8 @@ upstreams:
     upstream_tls: %s
 lifecycle: {drain_delay: 10ms}
 `, filepath.Join(dir, "s.yaml"), tlsBlock)
-		cfg, err := config.Parse("tls.yaml", []byte(text), os.LookupEnv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := Check(cfg); err != nil {
-			t.Fatal(err)
-		}
-		sc, err := New(cfg, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- sc.Run(ctx) }()
-		defer func() { cancel(); <-done }()
-		for deadline := time.Now().Add(5 * time.Second); !sc.Readiness().Ready && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
+		sc, stop := runSidecar(t, text)
+		defer stop()
 		client := &http.Client{Timeout: 5 * time.Second}
 		defer client.CloseIdleConnections()
 		resp, err := client.Get("http://" + sc.UpstreamAddr("secure") + "/")
