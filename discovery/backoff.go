@@ -16,8 +16,8 @@ type Backoff struct {
 }
 
 // Delay returns how long to wait before retry number attempt (0 for the first retry): a random
-// duration in [0, min(Max, Base·2^attempt)], but never less than Base/2, so a broken registry
-// is not hammered.
+// duration in [min(Base/2, Max), min(Max, Base·2^attempt)], so a broken registry is not
+// hammered and many sidecars do not retry in step.
 func (b Backoff) Delay(attempt int) time.Duration {
 	base, ceiling := b.Base, b.Max
 	if base <= 0 {

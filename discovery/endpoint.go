@@ -113,7 +113,7 @@ func ValidatePort(port string) error {
 	return nil
 }
 
-// equal reports whether a and b describe the same endpoint in every field.
+// equal reports whether e and o describe the same endpoint in every field.
 func (e Endpoint) equal(o Endpoint) bool {
 	if e.ID != o.ID || e.Address != o.Address || e.Weight != o.Weight ||
 		e.Health != o.Health || e.Zone != o.Zone ||

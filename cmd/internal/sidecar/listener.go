@@ -104,24 +104,31 @@ func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t listenerTimeo
 // serve routes one request to the current upstream of this listener.
 func (l *listener) serve(ctx *fasthttp.RequestCtx) {
 	l.requests.Add(1)
-	if u := l.target.Load(); u != nil {
+	if u := l.route(ctx); u != nil {
 		u.handler.ServeFastHTTP(ctx)
 		return
 	}
-	if m := l.hosts.Load(); m != nil {
-		host := ctx.Request.Header.Host()
-		if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
-			host = host[:i]
-		}
-		// The map is keyed by lower-case host; lowering into a stack buffer and looking up
-		// with string(bytes) allocates nothing.
-		var buf [253]byte
-		if u := (*m)[string(appendLower(buf[:0], host))]; u != nil {
-			u.handler.ServeFastHTTP(ctx)
-			return
-		}
-	}
 	ctx.Error("ringside: no upstream for this host\n", fasthttp.StatusNotFound)
+}
+
+// route returns the upstream for a request: the listener's own, or on host_routing the one
+// its Host header names (port dropped, case folded), or nil.
+func (l *listener) route(ctx *fasthttp.RequestCtx) *upstream {
+	if u := l.target.Load(); u != nil {
+		return u
+	}
+	m := l.hosts.Load()
+	if m == nil {
+		return nil
+	}
+	host := ctx.Request.Header.Host()
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+		host = host[:i]
+	}
+	// The map is keyed by lower-case host; lowering into a stack buffer and looking up with
+	// string(bytes) allocates nothing (for hosts up to 253 bytes, the DNS limit).
+	var buf [253]byte
+	return (*m)[string(appendLower(buf[:0], host))]
 }
 
 // publishHostsLocked rebuilds the host_routing table; s.mu is held (or New is running).
