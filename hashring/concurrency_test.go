@@ -1,9 +1,11 @@
 package hashring
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestConcurrentReadersAndUpdates runs lookups and walks on a ring published
@@ -16,7 +18,10 @@ func TestConcurrentReadersAndUpdates(t *testing.T) {
 	maglev := mustMaglev(t, nodes)
 	hashes := keyHashes(2000, 13)
 
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		lookups atomic.Int64
+	)
 	stop := make(chan struct{})
 	for g := range 2 {
 		wg.Add(1)
@@ -41,6 +46,7 @@ func TestConcurrentReadersAndUpdates(t *testing.T) {
 					t.Errorf("maglev Lookup = %d", i)
 					return
 				}
+				lookups.Add(1)
 			}
 		}()
 	}
@@ -57,7 +63,16 @@ func TestConcurrentReadersAndUpdates(t *testing.T) {
 			break
 		}
 		current.Store(r)
+		// Let the readers run between swaps, so that they overlap them (the swaps alone
+		// take about a millisecond, often less than the readers need to start).
+		deadline := time.Now().Add(5 * time.Second) // readers that failed and returned
+		for start := lookups.Load(); lookups.Load() < start+50 && time.Now().Before(deadline); {
+			runtime.Gosched()
+		}
 	}
 	close(stop)
 	wg.Wait()
+	if n := lookups.Load(); n < 40*50 {
+		t.Errorf("%d lookups ran during the swaps, want >= %d", n, 40*50)
+	}
 }
