@@ -5,6 +5,7 @@ package proxy
 import (
 	"net"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -23,6 +24,10 @@ func connAlive(c net.Conn) bool {
 	if err != nil {
 		return true
 	}
+	// A pooled connection keeps the deadline of its last exchange; once that has passed,
+	// RawConn.Read fails at once without calling us, and a healthy connection would be
+	// called dead. The attempt sets its own deadlines right after this check.
+	_ = c.SetReadDeadline(time.Time{})
 	alive := true
 	var buf [1]byte
 	err = rc.Read(func(fd uintptr) bool {

@@ -185,7 +185,10 @@ func (x *exchange) serve() int {
 	if x.trusted {
 		x.client = hashkey.ClientIP(ctx, h.cfg.TrustedProxies)
 	}
-	x.upgrade = scan.isUpgrade(hdr)
+	// A request that asks for an upgrade and to close the connection cannot be tunnelled:
+	// fasthttp closes the connection after the response instead of running the hijack, which
+	// would hold a tunnel slot until hijackWait. Serve it as a plain request.
+	x.upgrade = scan.isUpgrade(hdr) && !hdr.ConnectionClose()
 	x.idempotent = idempotentMethod(hdr) || scan.idempotencyKey
 	hash, hasKey := h.keys.Hash(ctx) // before any rewrite: keys see the request as sent
 
@@ -213,15 +216,20 @@ func (x *exchange) forward(hash uint64, hasKey bool) int {
 	var pick balancer.Pick
 	h.up.Begin(&pick, hash, hasKey)
 	var last result
+	var next *balancer.Endpoint // the endpoint of a retry, chosen before a response is dropped
 	attempted := false
 	for attempt := 1; ; attempt++ {
-		ep, err := pick.Next()
-		if err != nil {
-			x.releaseTunnel()
-			if attempted && errors.Is(err, balancer.ErrExhausted) {
-				return x.failed(last)
+		ep := next
+		next = nil
+		if ep == nil {
+			var err error
+			if ep, err = pick.Next(); err != nil {
+				x.releaseTunnel()
+				if attempted && errors.Is(err, balancer.ErrExhausted) {
+					return x.failed(last)
+				}
+				return x.noEndpoint(err, last)
 			}
-			return x.noEndpoint(err, last)
 		}
 		be, ok := ep.Data.(*backend)
 		if !ok {
@@ -243,6 +251,15 @@ func (x *exchange) forward(hash uint64, hasKey bool) int {
 			}
 		}
 		retry := attempt < h.cfg.Retry.Attempts && x.shouldRetry(last)
+		if retry && last.fail == failNone {
+			// A 502/503/504 is in hand: drop it only when another endpoint is there to try,
+			// or the client would get our 502 instead of the endpoint's answer.
+			if n, err := pick.Next(); err == nil {
+				next = n
+			} else {
+				retry = false
+			}
+		}
 		if retry && !h.budget.tryRetry(time.Now()) {
 			if h.metrics != nil {
 				h.metrics.budget.Inc()

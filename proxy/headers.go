@@ -142,6 +142,10 @@ func (s *reqScan) dropConnectionTokens(v []byte) {
 		case !isToken(tok), equalFold(tok, "close"), equalFold(tok, "keep-alive"):
 		case equalFold(tok, "upgrade"):
 			s.connUpgrade = true
+		case framingHeader(tok):
+			// "Connection: Content-Length" must not strip the body's framing: deleting it
+			// would forward the request without its body and leave that body on the client's
+			// connection, read as the next request (a CL.0 desync).
 		default:
 			s.dropName(tok)
 		}
@@ -256,8 +260,8 @@ func cleanResponse(hdr *fasthttp.ResponseHeader, switching bool, scratch []byte)
 				for tok := range bytes.SplitSeq(v, []byte(",")) {
 					tok = bytes.TrimSpace(tok)
 					if len(tok) > 0 && !equalFold(tok, "close") && !equalFold(tok, "keep-alive") &&
-						!(switching && equalFold(tok, "upgrade")) {
-						add(tok)
+						!(switching && equalFold(tok, "upgrade")) && !framingHeader(tok) {
+						add(tok) // never the framing: the body would stay unread on a pooled connection
 					}
 				}
 			}
@@ -287,6 +291,12 @@ func cleanResponse(hdr *fasthttp.ResponseHeader, switching bool, scratch []byte)
 	// "Connection: close" lives in a flag, not in the list: it was about our connection.
 	hdr.ResetConnectionClose()
 	return drop
+}
+
+// framingHeader reports whether name is a header that frames the message (Content-Length,
+// Transfer-Encoding) or routes it (Host): a Connection header may not make us drop those.
+func framingHeader(name []byte) bool {
+	return equalFold(name, "content-length") || equalFold(name, "transfer-encoding") || equalFold(name, "host")
 }
 
 // isToken reports whether b is an RFC 9110 token, the syntax of header names.
