@@ -11,9 +11,13 @@ import (
 	"github.com/ringside-proxy/ringside/discovery"
 )
 
-// keepAlive keeps lease alive until its keep-alive stops or ctx ends, and meanwhile runs the
-// health check, writing the entry again (under the same lease) when the health changes. It
-// returns the last health the check found, for the next registration, and why it stopped.
+// keepAlive keeps lease alive until its keep-alive stops, ctx ends or Deregister is called,
+// and meanwhile runs the health check, writing the entry again (under the same lease) when the
+// health changes. It returns the last health the check found, for the next registration, and
+// why it stopped.
+//
+// Deregister ends it whether or not its revocation succeeded: were the lease kept alive after
+// a failed revocation, the entry would outlive the deregistration forever instead of one TTL.
 //
 // clientv3 sends a keep-alive every TTL/3 and closes the channel when etcd says the lease is
 // gone (revoked, or expired) or when no keep-alive has succeeded for a whole TTL (etcd
@@ -21,6 +25,11 @@ import (
 func (r *Registrar) keepAlive(ctx context.Context, cli *clientv3.Client, lease clientv3.LeaseID, health discovery.Health) (discovery.Health, error) {
 	kctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops clientv3's keep-alive of this lease
+	select {
+	case <-r.stop: // Deregister came between register and here
+		return health, errDeregistered
+	default:
+	}
 	ch, err := cli.KeepAlive(kctx, lease)
 	if err != nil {
 		return health, fmt.Errorf("etcd keep-alive of lease %x: %w", int64(lease), err)
@@ -36,6 +45,8 @@ func (r *Registrar) keepAlive(ctx context.Context, cli *clientv3.Client, lease c
 		select {
 		case <-ctx.Done():
 			return health, ctx.Err()
+		case <-r.stop:
+			return health, errDeregistered
 		case _, ok := <-ch:
 			if !ok {
 				return health, fmt.Errorf("etcd lease %x of %q: %w", int64(lease), r.key, errLeaseLost)

@@ -53,9 +53,12 @@ type Registrar struct {
 	limited limitedLogger
 
 	running atomic.Bool
-	// deregistered is set, under lock, by Deregister; Run reads it without the lock only to
-	// avoid logging a deliberate revocation as a lost lease.
+	// deregistered is set by Deregister, once and for good, before it even waits for lock, and
+	// stop is closed with it. Writers check deregistered under lock, so that nothing is written
+	// after a Deregister that got the lock; keepAlive selects stop, so that the lease is no
+	// longer kept alive after any Deregister, even one that could not revoke it.
 	deregistered atomic.Bool
+	stop         chan struct{}
 	// closing ends Run when Close is called.
 	closing context.Context
 	close   context.CancelFunc
@@ -121,6 +124,7 @@ func NewRegistrar(cfg Config, reg discovery.Registration, logger *zap.Logger) (*
 		closing: closing,
 		close:   cancel,
 		lock:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
 	}, nil
 }
 
@@ -258,25 +262,34 @@ func (r *Registrar) register(ctx context.Context, cli *clientv3.Client, health d
 	if err != nil {
 		return 0, fmt.Errorf("etcd grant lease of %ds for %q: %w", r.ttl, r.key, err)
 	}
-	// On failure the new lease holds nothing and simply expires.
+	// The lease is ours from here, before the Put: a Put that fails here may still have been
+	// applied by etcd (its answer lost, or timed out after it was sent), and Deregister must then
+	// revoke this lease, which holds the key, not the previous one (or none), which would leave
+	// the key until this lease expires. Revoking a lease that holds nothing is harmless; if Put
+	// really failed, this lease simply expires, and the next register replaces it.
+	r.lease = granted.ID
 	if _, err := cli.Put(rctx, r.key, string(value), clientv3.WithLease(granted.ID)); err != nil {
 		return 0, fmt.Errorf("etcd put %q: %w", r.key, err)
 	}
-	r.lease = granted.ID
 	return granted.ID, nil
 }
 
 // Deregister implements discovery.Registrar: it revokes the lease, which deletes the entry at
 // once, and stops Run from writing it again. A lease that etcd no longer knows counts as
-// revoked. If etcd cannot be reached, it returns the error (and may be called again); the
-// entry then still goes by itself when its lease runs out, one TTL later. It returns ErrClosed
-// after Close if there was still a lease to revoke.
+// revoked. If etcd cannot be reached or ctx ends first, it returns the error (and may be
+// called again); Run has stopped keeping the lease alive all the same, so the entry then
+// still goes by itself when its lease runs out, one TTL later. It returns ErrClosed after
+// Close if there was still a lease to revoke.
 func (r *Registrar) Deregister(ctx context.Context) error {
+	// Before waiting for the lock, so that even a Deregister that never gets it (ctx ended)
+	// stops the keep-alive and any registration after it.
+	if r.deregistered.CompareAndSwap(false, true) {
+		close(r.stop)
+	}
 	if err := r.acquire(ctx); err != nil {
 		return fmt.Errorf("etcd deregister %q: %w", r.key, err)
 	}
 	defer r.release()
-	r.deregistered.Store(true)
 	if r.lease == 0 {
 		return nil
 	}

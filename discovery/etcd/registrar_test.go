@@ -163,6 +163,76 @@ func TestRegistrarWritesLeasedEntryAndDeregisterRemovesIt(t *testing.T) {
 	}
 }
 
+// A Deregister that cannot revoke the lease (here its context has already ended; a transient
+// etcd error does the same) still stops Run keeping the lease alive, so the entry goes by
+// itself one TTL later, as documented, instead of being renewed for as long as Run runs; and
+// Run does not write it again under a new lease. The context ended before the call, so
+// Deregister fails either waiting for its lock or at the revocation (which of the two is up
+// to select); both must stop the keep-alive.
+//
+// The other half of that fix, register recording the new lease before its Put rather than
+// after, has no test: it matters only when etcd applies the Put but its answer is lost or
+// times out, which the embedded etcd cannot be made to do on cue. By reasoning: with the lease
+// recorded after the Put, such a Put left r.lease at the old lease (or 0), so Deregister
+// revoked the wrong lease (or returned at once) while the key lived on under the new one until
+// its TTL; recorded before, Deregister revokes the lease that may hold the key, and revoking
+// one that holds nothing is harmless.
+func TestRegistrarFailedDeregisterStopsKeepAlive(t *testing.T) {
+	const ttl = 2 * time.Second
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	r := newRegistrar(t, srv, cartRegistration(ttl))
+	stop := run(t, r)
+	first := waitKey(t, cli, r.Key(), "present", present)
+
+	wctx, wcancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer wcancel()
+	wch := cli.Watch(wctx, r.Key(), clientv3.WithRev(first.ModRevision+1))
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	deregistered := time.Now()
+	if err := r.Deregister(canceled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Deregister with a canceled context: %v, want context.Canceled", err)
+	}
+
+	// The last keep-alive was sent at most TTL/3 before Deregister (or one may be in flight);
+	// etcd expires the lease one TTL after it, checking every 500ms: two TTLs is ample.
+	limit := 2 * ttl
+	if etcd.RaceEnabled() {
+		limit += ttl // etcd itself runs under the race detector too
+	}
+	for get(t, cli, r.Key()) != nil {
+		if time.Since(deregistered) > limit {
+			t.Fatalf("entry still there %v after a failed Deregister (TTL %v): its lease is still kept alive",
+				time.Since(deregistered).Round(time.Millisecond), ttl)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("entry gone %v after the failed Deregister (TTL %v)", time.Since(deregistered).Round(time.Millisecond), ttl)
+
+	// Run, still running, must not register again: the only event is the expiry's delete.
+	// Run would notice the lost lease at once and write again after one backoff (50ms).
+	quiet := time.After(time.Second)
+	for done := false; !done; {
+		select {
+		case resp := <-wch:
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypePut {
+					t.Fatalf("entry written again after Deregister: %s", ev.Kv.Value)
+				}
+			}
+		case <-quiet:
+			done = true
+		}
+	}
+	if kv := get(t, cli, r.Key()); kv != nil {
+		t.Fatalf("entry back after Deregister: %s", kv.Value)
+	}
+	if err := stop(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+}
+
 // A process that dies without deregistering: its entry stays until the lease runs out, then
 // goes by itself.
 func TestRegistrarEntryExpiresAfterCrash(t *testing.T) {
