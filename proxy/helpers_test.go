@@ -284,6 +284,19 @@ func metricValue(t testing.TB, c prometheus.Metric) float64 {
 // startRawBackend answers every connection with reply, whatever it is sent, and closes it.
 func startRawBackend(t testing.TB, id, reply string) *testBackend {
 	t.Helper()
+	return startConnBackend(t, id, func(b *testBackend, c net.Conn) {
+		b.hits.Add(1)
+		buf := make([]byte, 4096)
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = c.Read(buf)
+		_, _ = c.Write([]byte(reply))
+	})
+}
+
+// startConnBackend hands each accepted connection, one at a time, to serve, and closes it
+// when serve returns.
+func startConnBackend(t testing.TB, id string, serve func(*testBackend, net.Conn)) *testBackend {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -298,11 +311,7 @@ func startRawBackend(t testing.TB, id, reply string) *testBackend {
 			if err != nil {
 				return
 			}
-			b.hits.Add(1)
-			buf := make([]byte, 4096)
-			_ = c.SetReadDeadline(time.Now().Add(time.Second))
-			_, _ = c.Read(buf)
-			_, _ = c.Write([]byte(reply))
+			serve(b, c)
 			c.Close()
 		}
 	}()

@@ -32,7 +32,7 @@ func TestConnectionHeaderCannotStripRequestFraming(t *testing.T) {
 	smuggled := "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
 	body := strings.Repeat("x", 8192) + smuggled
 	raw := "POST /b HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: " +
-		itoa(len(body)) + "\r\n\r\n" + body
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body
 	out := rawRoundTrip(t, s.addr, raw, 2*time.Second)
 	mu.Lock()
 	defer mu.Unlock()
@@ -50,7 +50,7 @@ func TestConnectionHeaderCannotStripRequestFraming(t *testing.T) {
 func TestConnectionHeaderCannotStripResponseFraming(t *testing.T) {
 	evil := "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPWNED!"
 	b := startRawKeepAliveBackend(t, "b",
-		"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: "+itoa(len(evil))+"\r\n\r\n"+evil,
+		"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: "+strconv.Itoa(len(evil))+"\r\n\r\n"+evil,
 		"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nvictim")
 	s := newStack(t, stackOpts{}, b)
 	if code, body, _ := s.get("/first"); code != 200 || body != evil {
@@ -86,46 +86,25 @@ func TestUpgradeWithConnectionCloseHoldsNoTunnel(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
-
 // startRawKeepAliveBackend serves one connection at a time, answering its n-th request with
 // replies[n] (the last one again after that). Each reply's header goes out first and its body
 // 50ms later, as a slow endpoint's would.
 func startRawKeepAliveBackend(t testing.TB, id string, replies ...string) *testBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &testBackend{id: id, addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	return startConnBackend(t, id, func(b *testBackend, c net.Conn) {
+		br := bufio.NewReader(c)
+		for n := 0; ; n++ {
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			br := bufio.NewReader(c)
-			for n := 0; ; n++ {
-				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-				if _, err := http.ReadRequest(br); err != nil {
-					break
-				}
-				b.hits.Add(1)
-				reply := replies[min(n, len(replies)-1)]
-				head, body, _ := strings.Cut(reply, "\r\n\r\n")
-				_, _ = c.Write([]byte(head + "\r\n\r\n"))
-				time.Sleep(50 * time.Millisecond)
-				_, _ = c.Write([]byte(body))
-			}
-			c.Close()
+			b.hits.Add(1)
+			head, body, _ := strings.Cut(replies[min(n, len(replies)-1)], "\r\n\r\n")
+			_, _ = c.Write([]byte(head + "\r\n\r\n"))
+			time.Sleep(50 * time.Millisecond)
+			_, _ = c.Write([]byte(body))
 		}
-	}()
-	b.stop = func() { ln.Close(); wg.Wait() }
-	t.Cleanup(b.stop)
-	return b
+	})
 }
 
 // A pooled connection keeps its last exchange's deadline; once that passed, the stale-connection

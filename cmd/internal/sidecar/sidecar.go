@@ -422,7 +422,7 @@ func (s *Sidecar) restartWatchLocked() {
 	}
 	ctx, cancel := context.WithCancel(s.runCtx)
 	w := &watch{cancel: cancel, done: make(chan struct{})}
-	initial := s.watch == nil && !s.watched
+	initial := !s.watched
 	s.watched = true
 	go func() {
 		defer close(w.done)
