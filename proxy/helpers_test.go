@@ -163,7 +163,7 @@ func newStack(t testing.TB, so stackOpts, backends ...*testBackend) *stack {
 	}
 	s.addr = ln.Addr().String()
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
+	go func() { defer close(done); _ = srv.Serve(WrapListener(ln)) }() // as the sidecar serves
 	s.client = testClient(s.addr)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -216,7 +216,7 @@ func dialer(timeout time.Duration) fasthttp.DialFunc {
 		if err != nil {
 			return nil, &connectError{err: err}
 		}
-		return c, nil
+		return wrapConn(c), nil
 	}
 }
 

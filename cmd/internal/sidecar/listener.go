@@ -79,6 +79,7 @@ func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t listenerTimeo
 	if err != nil {
 		return nil, err
 	}
+	ln = proxy.WrapListener(ln)
 	if tc != nil {
 		cr, err := newCertReloader(tc.CertFile, tc.KeyFile, s.log)
 		if err != nil {

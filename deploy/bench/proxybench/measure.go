@@ -32,6 +32,7 @@ type runResult struct {
 	Errors   int64   `json:"errors"`
 
 	ProxyCPU   float64 `json:"proxy_cpu_us_per_req"`   // utime+stime of the proxy's processes / requests
+	ProxyUser  float64 `json:"proxy_user_us_per_req"`  // utime alone (the rest is kernel time)
 	BackendCPU float64 `json:"backend_cpu_us_per_req"` // the same for the backend process
 	WrkCPU     float64 `json:"wrk_cpu_us_per_req"`     // wrk's own rusage / requests
 	RSSKiB     int64   `json:"rss_kib"`                // VmHWM summed over the proxy's processes
@@ -148,6 +149,7 @@ func measure(ctx context.Context, h *harness, spec proxySpec, be *backendSet, j 
 	if w.Requests > 0 {
 		n := float64(w.Requests)
 		r.ProxyCPU = ticksToMicros(p1.Ticks-p0.Ticks) / n
+		r.ProxyUser = ticksToMicros(p1.UTicks-p0.UTicks) / n
 		r.BackendCPU = ticksToMicros(b1.Ticks-b0.Ticks) / n
 		r.WrkCPU = float64(w.CPU.Microseconds()) / n
 	}
@@ -157,8 +159,8 @@ func measure(ctx context.Context, h *harness, spec proxySpec, be *backendSet, j 
 	if rp.proc != nil && rp.proc.exited() {
 		r.Err = fmt.Sprintf("%s exited during the run: %s", spec.Name, rp.proc.tail())
 	}
-	h.logf("  %-24s c=%-3d %9.0f req/s  cpu %6.1f µs/req  p50 %7.0fµs p99 %7.0fµs p99.9 %7.0fµs  rss %6.1f MiB  err %d  busy %3.0f%%",
-		spec.Name, j.Conns, r.RPS, r.ProxyCPU, r.P50, r.P99, r.P999, float64(r.RSSKiB)/1024, r.Errors, r.Busy)
+	h.logf("  %-24s c=%-3d %9.0f req/s  cpu %6.1f µs/req (user %5.1f)  p50 %7.0fµs p99 %7.0fµs p99.9 %7.0fµs  rss %6.1f MiB  err %d  busy %3.0f%%",
+		spec.Name, j.Conns, r.RPS, r.ProxyCPU, r.ProxyUser, r.P50, r.P99, r.P999, float64(r.RSSKiB)/1024, r.Errors, r.Busy)
 	return r
 }
 

@@ -116,8 +116,9 @@ func descendants(stats []procStat, root int) []procStat {
 
 // treeCPU is the CPU time of a process tree at one instant.
 type treeCPU struct {
-	Ticks uint64 // utime+stime summed over the tree
-	PIDs  []int
+	Ticks  uint64 // utime+stime summed over the tree
+	UTicks uint64 // utime alone: the share spent in user space
+	PIDs   []int
 }
 
 // readTreeCPU sums utime+stime over root and its descendants. A worker that exits between
@@ -135,6 +136,7 @@ func readTreeCPU(procRoot string, root int) (treeCPU, error) {
 	var t treeCPU
 	for _, st := range tree {
 		t.Ticks += st.UTime + st.STime
+		t.UTicks += st.UTime
 		t.PIDs = append(t.PIDs, st.PID)
 	}
 	return t, nil

@@ -132,6 +132,9 @@ func TestReadTreeCPU(t *testing.T) {
 	if tc.Ticks != 457 {
 		t.Errorf("ticks = %d, want 457", tc.Ticks)
 	}
+	if tc.UTicks != 305 {
+		t.Errorf("user ticks = %d, want 305", tc.UTicks)
+	}
 	if got := ticksToMicros(tc.Ticks); got != 4.57e6 {
 		t.Errorf("µs = %v, want 4.57e6", got)
 	}

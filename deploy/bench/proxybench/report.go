@@ -257,10 +257,14 @@ func findWhere(ss []summary, proxy string, conns, endpoints, body int) *summary 
 func conditionsTable(ss []summary) string {
 	var rows [][]string
 	for _, s := range ss {
-		rows = append(rows, []string{s.Proxy, fnum(s.Busy, 0) + " %", fnum(s.Load1, 2), fnum(s.WrkCPU, 1), fint(float64(s.Requests))})
+		user, kernel := "—", "—"
+		if s.Kind != kindDirect {
+			user, kernel = fnum(s.UserCPU, 1), fnum(s.CPU-s.UserCPU, 1)
+		}
+		rows = append(rows, []string{s.Proxy, user, kernel, fnum(s.Busy, 0) + " %", fnum(s.Load1, 2), fnum(s.WrkCPU, 1), fint(float64(s.Requests))})
 	}
-	return "Run conditions (medians): *machine busy* is the share of both CPUs in use during the measured window, by everything on the machine.\n\n" +
-		mdTable([]string{"proxy", "machine busy", "load average at start", "wrk CPU µs/req", "requests measured (all rounds)"}, rows)
+	return "Run conditions (medians): *user* and *kernel* split the proxy's CPU µs/req into utime and stime; *machine busy* is the share of both CPUs in use during the measured window, by everything on the machine.\n\n" +
+		mdTable([]string{"proxy", "proxy user µs/req", "proxy kernel µs/req", "machine busy", "load average at start", "wrk CPU µs/req", "requests measured (all rounds)"}, rows)
 }
 
 // backendVerdict says which backend costs less per request, from the direct runs.

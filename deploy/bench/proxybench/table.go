@@ -20,6 +20,7 @@ type summary struct {
 
 	RPS, RPSMin, RPSMax float64
 	CPU, CPUMin, CPUMax float64 // proxy CPU µs per request
+	UserCPU             float64 // the user-space share of CPU
 	BackendCPU          float64
 	WrkCPU              float64
 	P50, P99, P999      float64
@@ -73,7 +74,7 @@ func summarize(rs []runResult) []summary {
 	for _, k := range order {
 		g := groups[k]
 		s := summary{Proxy: k.proxy, Kind: g[0].Kind, Conns: k.conns, Endpoints: k.endpoints, BodySize: k.body}
-		var rps, cpu, bcpu, wcpu, p50, p99, p999, rss, busy, load []float64
+		var rps, cpu, ucpu, bcpu, wcpu, p50, p99, p999, rss, busy, load []float64
 		for _, r := range g {
 			s.Errors += r.Errors
 			if r.Err != "" || r.Requests == 0 {
@@ -91,6 +92,7 @@ func summarize(rs []runResult) []summary {
 			s.Scrapes += r.Scrapes
 			rps = append(rps, r.RPS)
 			cpu = append(cpu, r.ProxyCPU)
+			ucpu = append(ucpu, r.ProxyUser)
 			bcpu = append(bcpu, r.BackendCPU)
 			wcpu = append(wcpu, r.WrkCPU)
 			p50 = append(p50, r.P50)
@@ -102,7 +104,7 @@ func summarize(rs []runResult) []summary {
 		}
 		s.RPS, s.RPSMin, s.RPSMax = median(rps), minOf(rps), maxOf(rps)
 		s.CPU, s.CPUMin, s.CPUMax = median(cpu), minOf(cpu), maxOf(cpu)
-		s.BackendCPU, s.WrkCPU = median(bcpu), median(wcpu)
+		s.UserCPU, s.BackendCPU, s.WrkCPU = median(ucpu), median(bcpu), median(wcpu)
 		s.P50, s.P99, s.P999 = median(p50), median(p99), median(p999)
 		s.RSSKiB, s.Busy, s.Load1 = median(rss), median(busy), median(load)
 		out = append(out, s)
