@@ -58,8 +58,16 @@ func (a *accessLog) write(e *entry, status int, d time.Duration, x *exchange) {
 		zap.String("endpoint", e.endpoint),
 		zap.Int("attempts", e.attempts),
 		zap.Stringer("client_ip", x.client),
-		zap.ByteString("request_id", x.ctx.Request.Header.Peek(hdrXRequestID)),
+		zap.ByteString("request_id", x.requestID()),
 		zap.String("reason", e.reason),
 	}
 	a.log.Info("request", fields[:]...)
+}
+
+// requestID is the request's X-Request-Id: the client's, or the one the proxy added.
+func (x *exchange) requestID() []byte {
+	if id := x.ctx.Request.Header.Peek(hdrXRequestID); len(id) > 0 {
+		return id
+	}
+	return addedValue(x.extra, hdrXRequestID)
 }

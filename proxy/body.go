@@ -53,7 +53,7 @@ func (x *exchange) prepareBody() error {
 		if _, err := io.ReadFull(r, x.body); err != nil {
 			return &clientError{err: err}
 		}
-		x.bodyMode = bodyBuffered
+		x.bodyMode, x.bodyWaited = bodyBuffered, true
 		return nil
 	}
 	x.bodyMode = bodyStreamed
@@ -77,7 +77,11 @@ func (x *exchange) writeRequest(bw *bufio.Writer, c net.Conn) error {
 		hdr.SetProtocol("HTTP/1.1")
 		defer hdr.SetProtocol(proto)
 	}
-	if err := hdr.Write(bw); err != nil {
+	// The client's header with the proxy's lines before its final CRLF.
+	head := hdr.AppendBytes(x.head[:0])
+	head = append(head[:len(head)-2], x.extra...)
+	x.head = append(head, "\r\n"...)
+	if _, err := bw.Write(x.head); err != nil {
 		return err
 	}
 	switch x.bodyMode {

@@ -118,10 +118,18 @@ type exchange struct {
 	up   upConn // the endpoint connection of the current attempt, while held
 	keep bool   // up may be reused once the response body is read
 
+	// The clock, read as little as it can be: fasthttp stamps the request (ctx.Time) just
+	// before the handler runs, which serves as the first attempt's start unless the handler
+	// then waited for the client's body; each attempt's end is the next one's start.
+	bodyWaited bool      // prepareBody read the body from the client
+	ended      time.Time // when the last attempt ended; zero if none ran
+
 	// Buffers reused from request to request.
 	drop    []byte // names of the request headers to drop (reqScan.drop)
 	target  []byte // the rewritten request target
-	scratch []byte // header values being built
+	scratch []byte // header names being collected
+	extra   []byte // the header lines the proxy adds (prepareRequest)
+	head    []byte // the request header as sent upstream (writeRequest)
 	log     *entry // non-nil when this request is sampled for the access log
 }
 
@@ -142,7 +150,11 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	status := x.serve()
 	if h.metrics != nil || x.log != nil {
-		took := time.Since(ctx.Time())
+		end := x.ended
+		if end.IsZero() {
+			end = time.Now()
+		}
+		took := end.Sub(ctx.Time())
 		if h.metrics != nil {
 			h.metrics.inFlight.Dec()
 			h.metrics.duration.Observe(took.Seconds())
@@ -157,7 +169,8 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 
 func (x *exchange) reset() {
 	x.up.release(false) // a safety net: every path has released or handed over the connection
-	*x = exchange{h: x.h, body: x.body[:0], drop: x.drop[:0], target: x.target[:0], scratch: x.scratch[:0], log: x.log}
+	*x = exchange{h: x.h, body: x.body[:0], drop: x.drop[:0], target: x.target[:0], scratch: x.scratch[:0],
+		extra: x.extra[:0], head: x.head[:0], log: x.log}
 }
 
 // serve handles the request and returns the status sent.
@@ -196,7 +209,7 @@ func (x *exchange) serve() int {
 	if x.target, ok = h.rewriteURI(hdr, x.target); !ok {
 		return x.reject(fasthttp.StatusBadRequest, "bad request target")
 	}
-	x.scratch = h.prepareRequest(ctx, &scan, x.peer, x.client, x.trusted, x.upgrade, x.scratch)
+	x.extra = h.prepareRequest(ctx, &scan, x.peer, x.client, x.trusted, x.upgrade, x.extra)
 	if err := x.prepareBody(); err != nil {
 		return x.clientFailed(err)
 	}
@@ -218,6 +231,10 @@ func (x *exchange) forward(hash uint64, hasKey bool) int {
 	var last result
 	var next *balancer.Endpoint // the endpoint of a retry, chosen before a response is dropped
 	attempted := false
+	start := x.ctx.Time()
+	if x.bodyWaited || start.IsZero() { // zero: a RequestCtx set up by hand, not by fasthttp.Server
+		start = time.Now()
+	}
 	for attempt := 1; ; attempt++ {
 		ep := next
 		next = nil
@@ -241,9 +258,9 @@ func (x *exchange) forward(hash uint64, hasKey bool) int {
 			x.log.endpoint, x.log.attempts = be.id, attempt
 		}
 		ep.Start()
-		start := time.Now()
 		last = x.attempt(be, start)
-		ep.Finish(balancer.Outcome{Status: last.status, Failure: last.fail.outcome(), Latency: time.Since(start)})
+		x.ended = time.Now()
+		ep.Finish(balancer.Outcome{Status: last.status, Failure: last.fail.outcome(), Latency: x.ended.Sub(start)})
 		if last.fail != failNone {
 			if ce := h.log.Check(zap.DebugLevel, "attempt failed"); ce != nil {
 				ce.Write(zap.String("endpoint", be.id), zap.Int("attempt", attempt),
@@ -260,7 +277,7 @@ func (x *exchange) forward(hash uint64, hasKey bool) int {
 				retry = false
 			}
 		}
-		if retry && !h.budget.tryRetry(time.Now()) {
+		if retry && !h.budget.tryRetry(x.ended) {
 			if h.metrics != nil {
 				h.metrics.budget.Inc()
 			}
@@ -277,6 +294,10 @@ func (x *exchange) forward(hash uint64, hasKey bool) int {
 			h.metrics.retries[last.fail].Inc()
 		}
 		x.discard()
+		start = x.ended
+		if last.fail == failNone {
+			start = time.Now() // the dropped response's body was read
+		}
 	}
 }
 

@@ -170,8 +170,13 @@ func (s *reqScan) isUpgrade(h *fasthttp.RequestHeader) bool {
 
 // prepareRequest rewrites the client's header into the one sent upstream: hop-by-hop headers
 // gone (the Upgrade pair kept for upgrades), forwarding headers set, a request ID added when
-// absent, and the framing left to the codec. scratch is reused for the values built here.
-func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, s *reqScan, peer, client netip.Addr, trusted, upgrade bool, scratch []byte) []byte {
+// absent, and the framing left to the codec.
+//
+// The headers the proxy adds are not put in the fasthttp header: they are appended, as
+// header lines, to extra, which writeRequest sends after the client's. Adding them to the
+// header list would cost a key normalisation and an entry copy each, on every request.
+// extra is reused; the returned slice holds the lines.
+func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, s *reqScan, peer, client netip.Addr, trusted, upgrade bool, extra []byte) []byte {
 	hdr := &ctx.Request.Header
 	for names := s.drop; len(names) > 0; {
 		i := bytes.IndexByte(names, 0)
@@ -192,43 +197,45 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, s *reqScan, peer, cli
 	hdr.ResetConnectionClose()
 	hdr.SetNoDefaultContentType(true)
 
-	// The headers added from here on are absent: the client's were dropped above (or below,
-	// for a trusted X-Forwarded-For), or kept and then not added. Add appends them without the
-	// search of the header list that Set does.
+	// The lines added from here on are absent from hdr: the client's were dropped above (or
+	// below, for a trusted X-Forwarded-For), or kept and then not added. Their values hold
+	// no CR or LF: addresses, a generated ID, and the Host the codec parsed as one line.
+	extra = extra[:0]
 	if peer.IsValid() {
-		buf := scratch[:0]
+		extra = append(extra, hdrXForwardedFor+": "...)
 		if trusted && s.xff {
 			for _, line := range hdr.PeekAll(hdrXForwardedFor) {
 				if line = bytes.TrimSpace(line); len(line) > 0 {
-					buf = append(buf, line...)
-					buf = append(buf, ", "...)
+					extra = append(extra, line...)
+					extra = append(extra, ", "...)
 				}
 			}
 			hdr.Del(hdrXForwardedFor)
 		}
-		buf = peer.AppendTo(buf)
-		hdr.AddBytesV(hdrXForwardedFor, buf)
-		scratch = buf
+		extra = peer.AppendTo(extra)
+		extra = append(extra, "\r\n"...)
 	}
 	if !(trusted && s.xfp) {
 		if ctx.IsTLS() {
-			hdr.Add(hdrXForwardedProto, "https")
+			extra = append(extra, hdrXForwardedProto+": https\r\n"...)
 		} else {
-			hdr.Add(hdrXForwardedProto, "http")
+			extra = append(extra, hdrXForwardedProto+": http\r\n"...)
 		}
 	}
 	if !(trusted && s.xfh) {
 		if host := hdr.Host(); len(host) > 0 {
-			hdr.AddBytesV(hdrXForwardedHost, host)
+			extra = appendLine(extra, hdrXForwardedHost, host)
 		}
 	}
 	if !(trusted && s.realIP) && client.IsValid() {
-		scratch = client.AppendTo(scratch[:0])
-		hdr.AddBytesV(hdrXRealIP, scratch)
+		extra = append(extra, hdrXRealIP+": "...)
+		extra = client.AppendTo(extra)
+		extra = append(extra, "\r\n"...)
 	}
 	if !s.requestID {
-		scratch = h.ids.append(scratch[:0])
-		hdr.AddBytesV(hdrXRequestID, scratch)
+		extra = append(extra, hdrXRequestID+": "...)
+		extra = h.ids.append(extra)
+		extra = append(extra, "\r\n"...)
 	}
 	switch {
 	case h.cfg.Host != "":
@@ -237,7 +244,32 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, s *reqScan, peer, cli
 		// An HTTP/1.0 request may come without one; upstream it is HTTP/1.1, which needs one.
 		hdr.SetHost(h.up.Name())
 	}
-	return scratch
+	return extra
+}
+
+// appendLine appends the header line "name: value\r\n" to dst.
+func appendLine(dst []byte, name string, value []byte) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, ": "...)
+	dst = append(dst, value...)
+	return append(dst, "\r\n"...)
+}
+
+// addedValue returns the value of the line named name in extra (as prepareRequest wrote it:
+// canonical names, one line each), or nil.
+func addedValue(extra []byte, name string) []byte {
+	for len(extra) > 0 {
+		line := extra
+		if i := bytes.IndexByte(extra, '\n'); i >= 0 {
+			line, extra = extra[:i+1], extra[i+1:]
+		} else {
+			extra = nil
+		}
+		if len(line) > len(name)+2 && string(line[:len(name)]) == name && line[len(name)] == ':' {
+			return bytes.TrimRight(line[len(name)+2:], "\r\n")
+		}
+	}
+	return nil
 }
 
 // cleanResponse removes the hop-by-hop headers of an upstream response: Connection and the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -140,6 +141,46 @@ func TestAccessLogSampled(t *testing.T) {
 	}
 	if _, ok := f["duration"]; !ok {
 		t.Error("no duration")
+	}
+}
+
+// A request without an X-Request-ID is logged with the one the proxy added, the one the
+// endpoint received.
+func TestAccessLogGeneratedRequestID(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	b := startBackend(t, "a", func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.SetBytesV("X-Got-Request-Id", ctx.Request.Header.Peek("X-Request-Id"))
+	})
+	s := newStack(t, stackOpts{opts: Options{AccessLog: zap.New(core), AccessLogEvery: 1}}, b)
+	var req fasthttp.Request
+	var resp fasthttp.Response
+	req.SetRequestURI("http://" + s.addr + "/")
+	if err := s.client.Do(&req, &resp); err != nil {
+		t.Fatal(err)
+	}
+	got := string(resp.Header.Peek("X-Got-Request-Id"))
+	entries := logs.All()
+	if got == "" || len(entries) != 1 {
+		t.Fatalf("endpoint got request ID %q; %d log lines", got, len(entries))
+	}
+	if logged := entries[0].ContextMap()["request_id"]; logged != got {
+		t.Errorf("logged request_id %q; the endpoint got %q", logged, got)
+	}
+}
+
+func TestAddedValue(t *testing.T) {
+	extra := []byte("X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Request-Id: abc-1\r\n")
+	tests := []struct{ name, want string }{
+		{"X-Forwarded-For", "10.0.0.1"},
+		{"X-Request-Id", "abc-1"},
+		{"X-Forwarded-Proto", "http"},
+		{"X-Forwarded", ""},
+		{"X-Real-Ip", ""},
+	}
+	for _, tt := range tests {
+		if got := string(addedValue(extra, tt.name)); got != tt.want {
+			t.Errorf("addedValue(%s) = %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
 
