@@ -13,9 +13,14 @@ import (
 // nothing to read (EAGAIN). End of stream, an error, or bytes nobody asked for mean the
 // endpoint closed it, or it is out of step: unusable.
 //
-// It costs one system call and two small allocations, so the proxy asks only before sending a
-// request that could not be sent again if the connection turned out stale.
+// It costs one system call (and, but on a rawConn, two small allocations), so the proxy asks
+// only of connections that sat idle for a while, or before sending a request that could not be
+// sent again if the connection turned out stale (see exchange.attempt).
 func connAlive(c net.Conn) bool {
+	if rc, ok := c.(*rawConn); ok {
+		_ = c.SetReadDeadline(time.Time{}) // see below
+		return rc.peekAlive()
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return true

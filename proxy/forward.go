@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -11,6 +12,12 @@ import (
 // maxStaleRetries bounds how many pooled connections one attempt may find closed by the
 // endpoint before it gives up (see attempt).
 const maxStaleRetries = 2
+
+// idleCheck is how long a pooled connection may sit idle before it is checked for being
+// closed, or for bytes nobody asked for, before a request goes out on it. Far below any
+// endpoint's idle timeout; under load connections come back within milliseconds and the
+// check (a system call) is rare.
+const idleCheck = 50 * time.Millisecond
 
 // smallBody is the largest response body (with a Content-Length) read whole during the
 // attempt: the connection goes back to the pool before the client is written to, and a body
@@ -47,15 +54,26 @@ func (x *exchange) attempt(be *backend, start time.Time) result {
 		// endpoint: take another. A request that may be sent twice whatever happens to it on
 		// the way (idempotent, its body not streamed) just tries, and goes again on the
 		// first-byte failure such a connection gives; any other is sent only on a connection
-		// seen open.
+		// seen open. So is any request on a connection idle for idleCheck or longer: an
+		// endpoint that answers an idle connection with a 408 before closing it leaves a
+		// response on it that nobody asked for, which would be taken for this request's.
 		repeatable := x.idempotent && x.bodyMode != bodyStreamed
-		if reused && !repeatable && stale < maxStaleRetries && !connAlive(x.up.c) {
+		check := !repeatable || start.Sub(cc.LastUseTime()) >= idleCheck
+		if reused && check && stale < maxStaleRetries && !connAlive(x.up.c) {
 			x.up.release(false)
 			continue
 		}
 		r := x.roundTrip(start, deadline)
-		if r.fail == failReset && reused && isStale(r.err) && stale < maxStaleRetries && repeatable {
-			continue
+		if reused && repeatable && stale < maxStaleRetries {
+			if r.fail == failReset && isStale(r.err) {
+				continue
+			}
+			// The same 408, had it come in the moment before the check: it is not the
+			// endpoint's answer to this request, which is sent again on a fresh connection.
+			if r.fail == failNone && r.status == fasthttp.StatusRequestTimeout {
+				x.discard()
+				continue
+			}
 		}
 		return r
 	}
@@ -86,11 +104,16 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 	} else {
 		_ = up.c.SetWriteDeadline(earliest(deadline, start.Add(cfg.StreamIdleTimeout)))
 	}
-	bw := up.bufs.writer(up.c)
+	// The last write of a request sent whole waits for the response before it returns
+	// (writeAwait), which spares the read that would find nothing yet.
+	x.aw = awaitWriter{c: up.c}
+	bw := up.bufs.writer(&x.aw)
 	err := x.writeRequest(bw, up.c)
 	if err == nil {
+		x.aw.await = oneDeadline
 		err = bw.Flush()
 	}
+	x.aw = awaitWriter{}
 	up.bufs.putWriter(bw)
 	if err != nil {
 		return fail(err)
@@ -176,4 +199,17 @@ func earliest(deadline, t time.Time) time.Time {
 		return deadline
 	}
 	return t
+}
+
+// awaitWriter writes to an endpoint connection; with await set, through writeAwait.
+type awaitWriter struct {
+	c     net.Conn
+	await bool
+}
+
+func (w *awaitWriter) Write(p []byte) (int, error) {
+	if w.await {
+		return writeAwait(w.c, p)
+	}
+	return w.c.Write(p)
 }

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -271,6 +273,52 @@ func TestStaleKeepAliveConnection(t *testing.T) {
 		if code, body, _ := s.do(tt.method, "/", tt.body); code != 200 || body != "ok" {
 			t.Fatalf("%s on a stale pooled connection: %d %q", tt.method, code, body)
 		}
+	}
+}
+
+// An endpoint that answers an idle connection with its own 408 and closes it (as some
+// servers do at their idle timeout) leaves bytes nobody asked for, and a FIN, on a pooled
+// connection. The next GET must still get the endpoint's 200, and without waiting for a
+// timeout. A connection idle for idleCheck is checked before use; one idle for less is used,
+// and the 408 read back from it is taken for what it is (or the write draws a reset).
+func TestPooledConnectionClosedWithA408(t *testing.T) {
+	tests := []struct {
+		name         string
+		after, pause time.Duration // the endpoint's 408 after its response; the client's pause
+	}{
+		{"checked before use", 30 * time.Millisecond, 3 * idleCheck},
+		{"met in use", 2 * time.Millisecond, idleCheck / 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := startConnBackend(t, "a", func(b *testBackend, c net.Conn) {
+				var req fasthttp.Request
+				if err := req.Read(bufio.NewReader(c)); err != nil {
+					return
+				}
+				b.hits.Add(1)
+				_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+				time.Sleep(tt.after)
+				_, _ = c.Write([]byte("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+			})
+			s := newStack(t, stackOpts{
+				cfg:  Config{ResponseHeaderTimeout: 5 * time.Second},
+				bcfg: balancer.Config{Outlier: noOutlier},
+			}, b)
+			for i := range 4 {
+				start := time.Now()
+				if code, body, _ := s.get("/"); code != 200 || body != "ok" {
+					t.Fatalf("request %d: %d %q, want 200 \"ok\"", i, code, body)
+				}
+				if took := time.Since(start); took > 2*time.Second {
+					t.Fatalf("request %d took %v: it waited for the response header timeout", i, took)
+				}
+				time.Sleep(tt.pause)
+			}
+			if n := b.hits.Load(); n < 4 {
+				t.Fatalf("%d requests reached the endpoint, want ≥ 4", n)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -188,12 +189,12 @@ func (p *connBufs) putReader(br *bufio.Reader) {
 	p.readers.Put(br)
 }
 
-func (p *connBufs) writer(c net.Conn) *bufio.Writer {
+func (p *connBufs) writer(w io.Writer) *bufio.Writer {
 	if bw, ok := p.writers.Get().(*bufio.Writer); ok {
-		bw.Reset(c)
+		bw.Reset(w)
 		return bw
 	}
-	return bufio.NewWriterSize(c, p.writeSize)
+	return bufio.NewWriterSize(w, p.writeSize)
 }
 
 // putWriter returns bw to the pool; bw must not be used again.
