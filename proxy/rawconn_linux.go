@@ -100,7 +100,9 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *rawConn) doWrite(fd uintptr) bool {
+// writeSome writes what is left of c.wbuf, and reports whether the socket buffer filled up
+// (EAGAIN) before it was all written. An error is left in c.werr.
+func (c *rawConn) writeSome(fd uintptr) (full bool) {
 	for c.wn < len(c.wbuf) {
 		b := c.wbuf[c.wn:]
 		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
@@ -109,13 +111,17 @@ func (c *rawConn) doWrite(fd uintptr) bool {
 			c.wn += int(n)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			return false // wait until the poller says writable
+			return true
 		default:
 			c.werr = errno
-			return true
+			return false
 		}
 	}
-	return true
+	return false
+}
+
+func (c *rawConn) doWrite(fd uintptr) bool {
+	return !c.writeSome(fd) // when full, wait until the poller says writable
 }
 
 // Write writes all of p, or returns how much was written and a *net.OpError.
@@ -142,19 +148,8 @@ func (c *rawConn) doWriteAwait(fd uintptr) bool {
 	if c.awaiting {
 		return true // readable, or the deadline: the caller's Read finds out which
 	}
-	for c.wn < len(c.wbuf) {
-		b := c.wbuf[c.wn:]
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		switch errno {
-		case 0:
-			c.wn += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return true // the socket buffer is full: the caller writes the rest with Write
-		default:
-			c.werr = errno
-			return true
-		}
+	if c.writeSome(fd) || c.werr != 0 {
+		return true // full: the caller writes the rest with Write; or an error
 	}
 	c.awaiting = true
 	return false // park until readable
