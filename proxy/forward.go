@@ -14,10 +14,11 @@ import (
 const maxStaleRetries = 2
 
 // idleCheck is how long a pooled connection may sit idle before it is checked for being
-// closed, or for bytes nobody asked for, before a request goes out on it. Far below any
-// endpoint's idle timeout; under load connections come back within milliseconds and the
-// check (a system call) is rare.
-const idleCheck = 50 * time.Millisecond
+// closed, or for bytes nobody asked for, before a request goes out on it: below the idle
+// timeouts endpoints use (seconds), and above the time a connection waits in the pool under
+// load, even spread over thousands of endpoints, so that the check (a system call) is rare
+// there. A 408 met on a connection idle for less is caught after the fact (attempt).
+const idleCheck = time.Second
 
 // smallBody is the largest response body (with a Content-Length) read whole during the
 // attempt: the connection goes back to the pool before the client is written to, and a body
