@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"errors"
-	"net"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -69,8 +68,10 @@ func (x *exchange) attempt(be *backend, start time.Time) result {
 			if r.fail == failReset && isStale(r.err) {
 				continue
 			}
-			// The same 408, had it come in the moment before the check: it is not the
-			// endpoint's answer to this request, which is sent again on a fresh connection.
+			// The same 408, had it come in after the check, or on a connection too recently
+			// used to be checked: it is not the endpoint's answer to this request, which is
+			// sent again on another connection (this one is closed: roundTrip kept it out of
+			// the pool).
 			if r.fail == failNone && r.status == fasthttp.StatusRequestTimeout {
 				x.discard()
 				continue
@@ -105,16 +106,11 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 	} else {
 		_ = up.c.SetWriteDeadline(earliest(deadline, start.Add(cfg.StreamIdleTimeout)))
 	}
-	// The last write of a request sent whole waits for the response before it returns
-	// (writeAwait), which spares the read that would find nothing yet.
-	x.aw = awaitWriter{c: up.c}
-	bw := up.bufs.writer(&x.aw)
+	bw := up.bufs.writer(up.c)
 	err := x.writeRequest(bw, up.c)
 	if err == nil {
-		x.aw.await = oneDeadline
 		err = bw.Flush()
 	}
-	x.aw = awaitWriter{}
 	up.bufs.putWriter(bw)
 	if err != nil {
 		return fail(err)
@@ -149,7 +145,9 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 		// Hints are dropped: fasthttp's server cannot send interim responses.
 	}
 	status := resp.Header.StatusCode()
-	x.keep = !resp.Header.ConnectionClose()
+	// A 408 may be an answer to no request of ours (see attempt), and whatever follows it on
+	// the connection could be taken for the next request's: the connection is not reused.
+	x.keep = !resp.Header.ConnectionClose() && status != fasthttp.StatusRequestTimeout
 	if !resp.Header.IsHTTP11() {
 		// An HTTP/1.0 endpoint closes unless it said keep-alive (fasthttp folded that into
 		// ConnectionClose); the client is answered in HTTP/1.1 all the same.
@@ -200,17 +198,4 @@ func earliest(deadline, t time.Time) time.Time {
 		return deadline
 	}
 	return t
-}
-
-// awaitWriter writes to an endpoint connection; with await set, through writeAwait.
-type awaitWriter struct {
-	c     net.Conn
-	await bool
-}
-
-func (w *awaitWriter) Write(p []byte) (int, error) {
-	if w.await {
-		return writeAwait(w.c, p)
-	}
-	return w.c.Write(p)
 }

@@ -117,7 +117,6 @@ type exchange struct {
 
 	up   upConn // the endpoint connection of the current attempt, while held
 	keep bool   // up may be reused once the response body is read
-	aw   awaitWriter
 
 	// The clock, read as little as it can be: fasthttp stamps the request (ctx.Time) just
 	// before the handler runs, which serves as the first attempt's start unless the handler

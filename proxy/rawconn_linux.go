@@ -41,9 +41,6 @@ type rawConn struct {
 	readFn  func(uintptr) bool
 	writeFn func(uintptr) bool
 
-	awaiting     bool // writeAwait: p is written, waiting for readability
-	writeAwaitFn func(uintptr) bool
-
 	peekBuf [1]byte
 	alive   bool
 	peekFn  func(uintptr) bool
@@ -60,7 +57,7 @@ func wrapConn(c net.Conn) net.Conn {
 		return c
 	}
 	r := &rawConn{TCPConn: tc, rc: rc}
-	r.readFn, r.writeFn, r.writeAwaitFn, r.peekFn = r.doRead, r.doWrite, r.doWriteAwait, r.doPeek
+	r.readFn, r.writeFn, r.peekFn = r.doRead, r.doWrite, r.doPeek
 	return r
 }
 
@@ -144,50 +141,6 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *rawConn) doWriteAwait(fd uintptr) bool {
-	if c.awaiting {
-		return true // readable, or the deadline: the caller's Read finds out which
-	}
-	if c.writeSome(fd) || c.werr != 0 {
-		return true // full: the caller writes the rest with Write; or an error
-	}
-	c.awaiting = true
-	return false // park until readable
-}
-
-// writeAwait writes p, then waits until the connection is readable or its read deadline
-// passes, and returns how much of p it wrote. Less than len(p) with a nil error means the
-// socket buffer filled up: the caller writes the rest with Write and reads as usual.
-//
-// It is for a request whose response is read next. A plain Write followed by Read tries
-// the read at once, which nearly always finds nothing yet (EAGAIN) and only then waits.
-// Here the wait comes first, without that read. It cannot miss the response: the poller's
-// readiness is reset before the write, inside one RawConn.Read, so whatever arrives after
-// the write wakes it. Data that was waiting before the write (an endpoint closing an idle
-// connection) set readiness before the reset; the write then draws a reset from the
-// closed peer, which wakes the wait.
-func (c *rawConn) writeAwait(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	c.rmu.Lock()
-	c.wmu.Lock()
-	c.wbuf, c.wn, c.werr, c.awaiting = p, 0, 0, false
-	err := c.rc.Read(c.writeAwaitFn)
-	n, errno := c.wn, c.werr
-	c.wbuf, c.awaiting = nil, false
-	c.wmu.Unlock()
-	c.rmu.Unlock()
-	switch {
-	case errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", errno))
-	case err != nil && n < len(p):
-		return n, c.opError("write", err)
-	}
-	// A deadline or close that ended the wait after the write is the read's to report.
-	return n, nil
-}
-
 func (c *rawConn) doPeek(fd uintptr) bool {
 	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
@@ -203,21 +156,6 @@ func (c *rawConn) peekAlive() bool {
 	c.alive = false
 	err := c.rc.Read(c.peekFn)
 	return err == nil && c.alive
-}
-
-// writeAwait writes p to c and waits for c to be readable (rawConn.writeAwait), or just
-// writes it when c is not a rawConn.
-func writeAwait(c net.Conn, p []byte) (int, error) {
-	rc, ok := c.(*rawConn)
-	if !ok {
-		return c.Write(p)
-	}
-	n, err := rc.writeAwait(p)
-	if err != nil || n == len(p) {
-		return n, err
-	}
-	m, err := rc.Write(p[n:])
-	return n + m, err
 }
 
 // opError shapes err as net.TCPConn's methods do, so that errors.Is(err, net.ErrClosed),

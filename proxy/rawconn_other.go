@@ -9,6 +9,3 @@ func wrapConn(c net.Conn) net.Conn { return c }
 
 // WrapListener returns ln unchanged on this platform.
 func WrapListener(ln net.Listener) net.Listener { return ln }
-
-// writeAwait writes p to c (see rawconn_linux.go).
-func writeAwait(c net.Conn, p []byte) (int, error) { return c.Write(p) }

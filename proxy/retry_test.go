@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -320,6 +321,103 @@ func TestPooledConnectionClosedWithA408(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The 408 of an endpoint in lingering close: it sends the 408 on an idle connection,
+// shuts down its side and keeps reading. No reset comes back to a request written there; the
+// 408 already waiting on the connection must be read, recognised and the request sent again.
+// (Found in review: a variant that waited for readability after the write, instead of
+// reading, never saw the 408 and timed out.)
+func TestPooledConnectionLingering408(t *testing.T) {
+	b := startLingeringBackend(t, func(c net.Conn, br *bufio.Reader) {
+		_, _ = c.Write([]byte("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+		_ = c.(*net.TCPConn).CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.Copy(io.Discard, br) // lingering close
+	})
+	s := newStack(t, stackOpts{cfg: Config{ResponseHeaderTimeout: 3 * time.Second}, bcfg: balancer.Config{Outlier: noOutlier}}, b)
+	for i := range 3 {
+		start := time.Now()
+		if code, body, _ := s.get("/"); code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q, want 200 \"ok\"", i, code, body)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("request %d took %v: it waited for the response header timeout", i, took)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A 408 without Connection: close, then the endpoint's answer to the request that was
+// written after it: the connection that carried the 408 must not go back to the pool, or
+// that answer would be read as the next request's.
+func TestPooled408KeptOpenIsNotReused(t *testing.T) {
+	b := startLingeringBackend(t, func(c net.Conn, br *bufio.Reader) {
+		_, _ = c.Write([]byte("HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"))
+		var req fasthttp.Request
+		if err := req.Read(br); err == nil { // the request the proxy wrote after the 408
+			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"))
+		}
+		_, _ = io.Copy(io.Discard, br)
+	})
+	s := newStack(t, stackOpts{bcfg: balancer.Config{Outlier: noOutlier}}, b)
+	for i := range 4 {
+		if code, body, _ := s.get("/"); code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q, want 200 \"ok\" (\"stale\" is another request's answer)", i, code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startLingeringBackend answers the first request of each connection with 200 "ok", then,
+// 5 ms later, hands the connection to after. Connections are served concurrently.
+func startLingeringBackend(t *testing.T, after func(net.Conn, *bufio.Reader)) *testBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				var req fasthttp.Request
+				if err := req.Read(br); err != nil {
+					return
+				}
+				_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+				time.Sleep(5 * time.Millisecond)
+				after(c, br)
+			}()
+		}
+	}()
+	b := &testBackend{id: "a", addr: ln.Addr().String()}
+	b.stop = func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
+	t.Cleanup(b.stop)
+	return b
 }
 
 // An endpoint at balancer.Config.MaxRequests is passed over for the next one; with none left
