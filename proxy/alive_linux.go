@@ -13,12 +13,17 @@ import (
 // nothing to read (EAGAIN). End of stream, an error, or bytes nobody asked for mean the
 // endpoint closed it, or it is out of step: unusable.
 //
-// It costs one system call (and, but on a rawConn, two small allocations), so the proxy asks
-// only of connections that sat idle for a while, or before sending a request that could not be
-// sent again if the connection turned out stale (see exchange.attempt).
+// It costs one system call (plus two small allocations on a connection that is not a
+// rawConn), so the proxy asks only of connections that sat idle for a while, or before sending
+// a request that could not be sent again if the connection turned out stale (see
+// exchange.attempt).
+//
+// A pooled connection keeps the deadline of its last exchange; once that has passed,
+// RawConn.Read fails at once without calling us, and a healthy connection would be called
+// dead. So the read deadline is cleared first; the attempt sets its own right after.
 func connAlive(c net.Conn) bool {
 	if rc, ok := c.(*rawConn); ok {
-		_ = c.SetReadDeadline(time.Time{}) // see below
+		_ = c.SetReadDeadline(time.Time{})
 		return rc.peekAlive()
 	}
 	sc, ok := c.(syscall.Conn)
@@ -29,9 +34,6 @@ func connAlive(c net.Conn) bool {
 	if err != nil {
 		return true
 	}
-	// A pooled connection keeps the deadline of its last exchange; once that has passed,
-	// RawConn.Read fails at once without calling us, and a healthy connection would be
-	// called dead. The attempt sets its own deadlines right after this check.
 	_ = c.SetReadDeadline(time.Time{})
 	alive := true
 	var buf [1]byte
