@@ -97,9 +97,7 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// writeSome writes what is left of c.wbuf, and reports whether the socket buffer filled up
-// (EAGAIN) before it was all written. An error is left in c.werr.
-func (c *rawConn) writeSome(fd uintptr) (full bool) {
+func (c *rawConn) doWrite(fd uintptr) bool {
 	for c.wn < len(c.wbuf) {
 		b := c.wbuf[c.wn:]
 		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
@@ -108,17 +106,13 @@ func (c *rawConn) writeSome(fd uintptr) (full bool) {
 			c.wn += int(n)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			return true
+			return false // wait until the poller says writable
 		default:
 			c.werr = errno
-			return false
+			return true
 		}
 	}
-	return false
-}
-
-func (c *rawConn) doWrite(fd uintptr) bool {
-	return !c.writeSome(fd) // when full, wait until the poller says writable
+	return true
 }
 
 // Write writes all of p, or returns how much was written and a *net.OpError.

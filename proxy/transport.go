@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -189,12 +188,12 @@ func (p *connBufs) putReader(br *bufio.Reader) {
 	p.readers.Put(br)
 }
 
-func (p *connBufs) writer(w io.Writer) *bufio.Writer {
+func (p *connBufs) writer(c net.Conn) *bufio.Writer {
 	if bw, ok := p.writers.Get().(*bufio.Writer); ok {
-		bw.Reset(w)
+		bw.Reset(c)
 		return bw
 	}
-	return bufio.NewWriterSize(w, p.writeSize)
+	return bufio.NewWriterSize(c, p.writeSize)
 }
 
 // putWriter returns bw to the pool; bw must not be used again.
