@@ -175,6 +175,17 @@ func (x *exchange) reset() {
 
 // serve handles the request and returns the status sent.
 func (x *exchange) serve() int {
+	hash, hasKey, status, ok := x.begin(x.ctx.Time())
+	if !ok {
+		return status
+	}
+	return x.forward(hash, hasKey)
+}
+
+// begin runs the checks and rewrites that come before the first attempt: it returns the
+// request's hash, or ok false with the status of the proxy's own answer, already in the
+// response, when the request is not to be forwarded. now is when the request came in.
+func (x *exchange) begin(now time.Time) (hash uint64, hasKey bool, status int, ok bool) {
 	h, ctx := x.h, x.ctx
 	hdr := &ctx.Request.Header
 	x.peer = hashkey.PeerAddr(ctx)
@@ -186,13 +197,13 @@ func (x *exchange) serve() int {
 	// headers, transfer codings other than chunked and bad header bytes itself, but quietly
 	// prefers Transfer-Encoding when Content-Length is there too, and accepts obs-fold.
 	if hdr.ContentLength() == -1 && scan.contentLength {
-		return x.reject(fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+		return 0, false, x.reject(fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding"), false
 	}
 	if scan.obsFold {
-		return x.reject(fasthttp.StatusBadRequest, "obsolete line folding in header")
+		return 0, false, x.reject(fasthttp.StatusBadRequest, "obsolete line folding in header"), false
 	}
 	if len(hdr.Host()) == 0 && hdr.IsHTTP11() {
-		return x.reject(fasthttp.StatusBadRequest, "missing Host header")
+		return 0, false, x.reject(fasthttp.StatusBadRequest, "missing Host header"), false
 	}
 	x.client = x.peer
 	if x.trusted {
@@ -203,24 +214,23 @@ func (x *exchange) serve() int {
 	// would hold a tunnel slot until hijackWait. Serve it as a plain request.
 	x.upgrade = scan.isUpgrade(hdr) && !hdr.ConnectionClose()
 	x.idempotent = idempotentMethod(hdr) || scan.idempotencyKey
-	hash, hasKey := h.keys.Hash(ctx) // before any rewrite: keys see the request as sent
+	hash, hasKey = h.keys.Hash(ctx) // before any rewrite: keys see the request as sent
 
-	var ok bool
 	if x.target, ok = h.rewriteURI(hdr, x.target); !ok {
-		return x.reject(fasthttp.StatusBadRequest, "bad request target")
+		return 0, false, x.reject(fasthttp.StatusBadRequest, "bad request target"), false
 	}
 	x.extra = h.prepareRequest(ctx, &scan, x.peer, x.client, x.trusted, x.upgrade, x.extra)
 	if err := x.prepareBody(); err != nil {
-		return x.clientFailed(err)
+		return 0, false, x.clientFailed(err), false
 	}
 	if x.bodyMode != bodyStreamed {
 		x.bodyDone = true
 	}
 	if x.upgrade && !x.reserveTunnel() {
-		return x.reject(fasthttp.StatusServiceUnavailable, "too many upgraded connections")
+		return 0, false, x.reject(fasthttp.StatusServiceUnavailable, "too many upgraded connections"), false
 	}
-	h.budget.request(ctx.Time())
-	return x.forward(hash, hasKey)
+	h.budget.request(now)
+	return hash, hasKey, 0, true
 }
 
 // forward runs the attempts of the request on the endpoints of its pick.

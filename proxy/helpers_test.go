@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -120,7 +121,12 @@ type stackOpts struct {
 	now     func() time.Time
 	events  balancer.Events
 	metrics bool
+	loop    bool // serve with a LoopServer (the fasthttp server as its fallback)
 }
+
+// testEngine is RINGSIDE_TEST_ENGINE: "loop" serves every stack with a LoopServer, so that
+// the whole suite runs against the event-loop engine.
+var testEngine = os.Getenv("RINGSIDE_TEST_ENGINE")
 
 func newStack(t testing.TB, so stackOpts, backends ...*testBackend) *stack {
 	t.Helper()
@@ -163,13 +169,26 @@ func newStack(t testing.TB, so stackOpts, backends ...*testBackend) *stack {
 	}
 	s.addr = ln.Addr().String()
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(WrapListener(ln)) }() // as the sidecar serves
+	var ls *LoopServer
+	if so.loop || testEngine == "loop" {
+		ls, err = NewLoopServer(func(*fasthttp.RequestCtx) *Handler { return h }, srv, so.scfg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { defer close(done); _ = ls.Serve(WrapListener(ln)) }()
+	} else {
+		go func() { defer close(done); _ = srv.Serve(WrapListener(ln)) }() // as the sidecar serves
+	}
 	s.client = testClient(s.addr)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var wg sync.WaitGroup
 		wg.Add(2)
+		if ls != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = ls.Shutdown(ctx) }()
+		}
 		go func() { defer wg.Done(); _ = srv.ShutdownWithContext(ctx) }()
 		go func() { defer wg.Done(); _ = h.Drain(ctx) }()
 		wg.Wait()

@@ -176,3 +176,6 @@ func (l rawListener) Accept() (net.Conn, error) {
 // WrapListener returns ln with raw reads and writes on its TCP connections (see rawConn).
 // Wrap before any TLS layer, so that TLS runs over the raw connection.
 func WrapListener(ln net.Listener) net.Listener { return rawListener{ln} }
+
+// Unwrap returns the listener under l.
+func (l rawListener) Unwrap() net.Listener { return l.Listener }

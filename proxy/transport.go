@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -107,7 +108,8 @@ func (t *Transport) BalancerOptions(o balancer.Options) balancer.Options {
 
 // OnEndpoint builds the client of a new endpoint; the balancer stores it in Endpoint.Data.
 func (t *Transport) OnEndpoint(ep *balancer.Endpoint) any {
-	b := &backend{id: ep.ID, addr: ep.Address, bufs: t.bufs}
+	b := &backend{id: ep.ID, addr: ep.Address, bufs: t.bufs, dialTimeout: t.cfg.DialTimeout, tls: t.cfg.TLS != nil}
+	b.ip, _ = netip.ParseAddrPort(ep.Address) // an event loop dials IP addresses only
 	b.hc = &fasthttp.HostClient{
 		Addr:                     ep.Address,
 		Dial:                     dialer(t.cfg.DialTimeout),
@@ -157,10 +159,13 @@ func (t *Transport) CloseIdleConnections() {
 
 // backend is what the proxy keeps per endpoint, in balancer.Endpoint.Data. Immutable.
 type backend struct {
-	id, addr string
-	hc       *fasthttp.HostClient
-	bufs     *connBufs     // the Transport's, shared by all its endpoints
-	codes    *codeCounters // requests by status class; nil without metrics
+	id, addr    string
+	ip          netip.AddrPort // addr, when it is an IP address and port
+	tls         bool
+	dialTimeout time.Duration
+	hc          *fasthttp.HostClient
+	bufs        *connBufs     // the Transport's, shared by all its endpoints
+	codes       *codeCounters // requests by status class; nil without metrics
 }
 
 // connBufs are the read and write buffers of a Transport's connections, shared by all its

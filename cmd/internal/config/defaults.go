@@ -55,6 +55,8 @@ func (c *Config) applyDefaults() {
 	}
 	setDur(&c.Lifecycle.DrainDelay, 5*time.Second)
 	setDur(&c.Lifecycle.GracePeriod, 30*time.Second)
+	setStr(&c.Engine.Kind, "goroutines")
+	setInt(&c.Engine.Loops, 1)
 	setStr(&c.Log.Level, "info")
 	setStr(&c.Log.Format, "json")
 	setInt(&c.Log.AccessLogSample, 1)

@@ -17,6 +17,7 @@ type Config struct {
 	HostRouting *HostRouting `yaml:"host_routing"`
 	Lifecycle   Lifecycle    `yaml:"lifecycle"`
 	Log         Log          `yaml:"log"`
+	Engine      Engine       `yaml:"engine"`
 
 	// file and lines remember where each field was, for errors found after Load.
 	file  string
@@ -199,6 +200,12 @@ type Lifecycle struct {
 	ReadyWait   time.Duration `yaml:"ready_wait"`   // ready anyway after this long without first snapshots; 0 = wait forever
 	DrainDelay  time.Duration `yaml:"drain_delay"`  // after deregistration is visible, keep serving this long; default 5s
 	GracePeriod time.Duration `yaml:"grace_period"` // the whole shutdown must end within it; default 30s
+}
+
+// Engine chooses how listeners serve connections.
+type Engine struct {
+	Kind  string `yaml:"kind"`  // goroutines | event_loop, default goroutines
+	Loops int    `yaml:"loops"` // event_loop: loops (threads) per listener, default 1
 }
 
 // Log configures zap and the access log.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +126,13 @@ func (c *Config) validate(v *validator) {
 	if c.Lifecycle.GracePeriod < c.Lifecycle.DrainDelay {
 		v.fail("lifecycle.grace_period", "%s is shorter than drain_delay %s: the grace period must cover the drain",
 			c.Lifecycle.GracePeriod, c.Lifecycle.DrainDelay)
+	}
+	v.oneOf("engine.kind", c.Engine.Kind, "goroutines", "event_loop")
+	if c.Engine.Loops < 0 || c.Engine.Loops > 256 {
+		v.fail("engine.loops", "%d: want 1 to 256 event loops per listener (0 = the default, 1)", c.Engine.Loops)
+	}
+	if c.Engine.Kind == "event_loop" && runtime.GOOS != "linux" {
+		v.fail("engine.kind", "event_loop needs Linux (epoll): use goroutines here")
 	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "console")

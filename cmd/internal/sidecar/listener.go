@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +29,8 @@ type listener struct {
 	timeouts listenerTimeouts  // likewise
 	ln       net.Listener
 	srv      *fasthttp.Server
-	requests atomic.Uint64 // requests started, for the drain's quiet wait
+	loop     *proxy.LoopServer // engine event_loop, plaintext listeners: serves ln, srv its fallback
+	requests atomic.Uint64     // requests started, for the drain's quiet wait
 
 	target atomic.Pointer[upstream]             // upstream listener
 	hosts  atomic.Pointer[map[string]*upstream] // host_routing listener: lower-case host → upstream
@@ -99,7 +102,32 @@ func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t listenerTimeo
 		_ = ln.Close()
 		return nil, err
 	}
+	if s.engine.Kind == "event_loop" && tc == nil {
+		// TLS listeners stay on goroutines: crypto/tls needs a goroutine per connection.
+		l.loop, err = proxy.NewLoopServer(l.loopRoute, l.srv, proxy.ServerConfig{
+			ReadHeaderTimeout:    t.readHeader,
+			IdleTimeout:          t.idle,
+			MaxRequestHeaderSize: t.maxHeaderBytes,
+			Logger:               s.log,
+		}, s.engine.Loops)
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+	}
 	return l, nil
+}
+
+// loopRoute is serve for the event loop: it returns the handler of a request, or nil to
+// hand the request to the goroutine path (no upstream for its host, or TLS to the
+// endpoints, which the loop does not speak).
+func (l *listener) loopRoute(ctx *fasthttp.RequestCtx) *proxy.Handler {
+	u := l.route(ctx)
+	if u == nil || u.cfg.UpstreamTLS != nil {
+		return nil
+	}
+	l.requests.Add(1)
+	return u.handler
 }
 
 // serve routes one request to the current upstream of this listener.
@@ -152,7 +180,11 @@ func (s *Sidecar) serveListener(l *listener) {
 	go func() {
 		defer s.bgWG.Done()
 		defer close(l.done)
-		if err := l.srv.Serve(l.ln); err != nil {
+		serve := l.srv.Serve
+		if l.loop != nil {
+			serve = l.loop.Serve
+		}
+		if err := serve(l.ln); err != nil {
 			s.fail(fmt.Errorf("listener %s: %w", l.addr, err))
 		}
 	}()
@@ -160,7 +192,17 @@ func (s *Sidecar) serveListener(l *listener) {
 
 // shutdown stops accepting, lets in-flight requests finish until ctx ends, and closes the rest.
 func (l *listener) shutdown(ctx context.Context, log *zap.Logger) {
-	if err := l.srv.ShutdownWithContext(ctx); err != nil {
+	var loopErr error
+	var wg sync.WaitGroup
+	if l.loop != nil {
+		wg.Go(func() { loopErr = l.loop.Shutdown(ctx) })
+	}
+	err := l.srv.ShutdownWithContext(ctx)
+	wg.Wait()
+	if l.loop != nil {
+		_ = l.ln.Close() // the loops only borrow it; fasthttp closes it when it serves
+	}
+	if err := errors.Join(err, loopErr); err != nil {
 		log.Warn("listener shutdown: connections cut at the end of the grace period",
 			zap.String("listen", l.addr), zap.Error(err))
 	}

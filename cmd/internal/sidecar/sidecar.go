@@ -45,6 +45,7 @@ type Sidecar struct {
 	source    discovery.Source
 	registrar discovery.Registrar
 	register  *config.Register // what registrar registers; fixed for the process's life
+	engine    config.Engine    // how listeners serve; fixed for the process's life
 	admin     *adminServer
 
 	mu        sync.Mutex // guards what follows; never held on the request path
@@ -119,6 +120,7 @@ func New(cfg *config.Config, opts Options) (*Sidecar, error) {
 		}
 		s.upstreams[uc.Name] = u
 	}
+	s.engine = cfg.Engine
 	if err := s.bindListeners(cfg); err != nil {
 		return nil, err
 	}
