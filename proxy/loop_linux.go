@@ -197,10 +197,10 @@ type fdHandler interface {
 // loop is one event loop: a thread, an epoll set, and the sockets registered in it. All its
 // fields are touched by its own thread only, but for wake (written by Shutdown).
 type loop struct {
-	s      *LoopServer
-	ep     int
-	lfd    int // the listener, shared by all loops (EPOLLEXCLUSIVE)
-	wake   int // an eventfd Shutdown writes to
+	s       *LoopServer
+	ep      int
+	lfd     int         // the listener, shared by all loops (EPOLLEXCLUSIVE)
+	wake    int         // an eventfd Shutdown writes to
 	fds     []fdHandler // by file descriptor
 	nfds    int         // registered
 	pools   map[*backend]*loopPool

@@ -19,7 +19,9 @@ func NewLoopServer(route func(*fasthttp.RequestCtx) *Handler, fallback *fasthttp
 }
 
 // Serve is never reached: NewLoopServer fails.
-func (s *LoopServer) Serve(ln net.Listener) error { return fmt.Errorf("%w: event loops need Linux", ErrBadConfig) }
+func (s *LoopServer) Serve(ln net.Listener) error {
+	return fmt.Errorf("%w: event loops need Linux", ErrBadConfig)
+}
 
 // Shutdown does nothing.
 func (s *LoopServer) Shutdown(ctx context.Context) error { return nil }
