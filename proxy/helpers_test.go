@@ -110,6 +110,7 @@ type stack struct {
 	client  *fasthttp.HostClient
 	metrics *Metrics
 	rev     uint64
+	loop    *LoopServer // nil unless the stack is served by event loops
 }
 
 type stackOpts struct {
@@ -175,6 +176,7 @@ func newStack(t testing.TB, so stackOpts, backends ...*testBackend) *stack {
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.loop = ls
 		go func() { defer close(done); _ = ls.Serve(WrapListener(ln)) }()
 	} else {
 		go func() { defer close(done); _ = srv.Serve(WrapListener(ln)) }() // as the sidecar serves

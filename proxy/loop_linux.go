@@ -135,8 +135,6 @@ func (s *LoopServer) Serve(ln net.Listener) error {
 func (s *LoopServer) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.wakeAll()
-	handed := make(chan struct{})
-	go func() { s.handed.Wait(); close(handed) }()
 	select {
 	case <-s.waitServed():
 	case <-ctx.Done():
@@ -145,6 +143,9 @@ func (s *LoopServer) Shutdown(ctx context.Context) error {
 		<-s.waitServed()
 		return ctx.Err()
 	}
+	// The loops are gone, so no handover starts any more: waiting for them is safe now.
+	handed := make(chan struct{})
+	go func() { s.handed.Wait(); close(handed) }()
 	select {
 	case <-handed:
 		return nil
