@@ -111,6 +111,7 @@ type stack struct {
 	metrics *Metrics
 	rev     uint64
 	loop    *LoopServer // nil unless the stack is served by event loops
+	srv     *fasthttp.Server
 }
 
 type stackOpts struct {
@@ -163,6 +164,7 @@ func newStack(t testing.TB, so stackOpts, backends ...*testBackend) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.srv = srv
 	srv.MaxIdleWorkerDuration = testIdleConns // its cleaner goroutine outlives Serve by this
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

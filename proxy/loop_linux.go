@@ -120,18 +120,47 @@ func (s *LoopServer) Serve(ln net.Listener) error {
 		}
 		return nil
 	}
+	// The fallback serves handed-over connections with ServeConn. It is also made to Serve a
+	// listener that accepts nothing, because fasthttp's Shutdown does nothing at all for a
+	// server that serves no listener: with one, it closes the handed-over connections that
+	// are idle, and closes each busy one after its response, as it does its own.
+	park := &parkedListener{addr: ln.Addr(), closed: make(chan struct{})}
+	fallbackDone := make(chan struct{})
+	go func() { defer close(fallbackDone); _ = s.fallback.Serve(park) }()
 	var wg sync.WaitGroup
 	for _, l := range loops {
 		wg.Go(l.run)
 	}
 	wg.Wait()
+	_ = park.Close()
+	<-fallbackDone
 	return nil
 }
 
+// parkedListener accepts nothing until it is closed.
+type parkedListener struct {
+	addr   net.Addr
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (p *parkedListener) Accept() (net.Conn, error) {
+	<-p.closed
+	return nil, net.ErrClosed
+}
+
+func (p *parkedListener) Close() error {
+	p.once.Do(func() { close(p.closed) })
+	return nil
+}
+
+func (p *parkedListener) Addr() net.Addr { return p.addr }
+
 // Shutdown stops accepting, closes idle connections, and lets each busy one finish its
 // response (then closes it), until ctx ends, when everything left is closed. It waits for
-// the connections handed to the fallback server too, whose own ShutdownWithContext the caller
-// runs alongside. It returns ctx.Err() if ctx ended first.
+// the connections handed to the fallback server too, which the fallback's own
+// ShutdownWithContext, run alongside by the caller, closes as it closes its own. It returns
+// ctx.Err() if ctx ended first.
 func (s *LoopServer) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.wakeAll()
@@ -458,3 +487,14 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 }
 
 func bufPtr(p []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(p)) }
+
+// LoopStats are what a LoopServer counted since it was created.
+type LoopStats struct {
+	Requests  uint64 // requests the loops served themselves
+	Handovers uint64 // connections handed to the fallback server
+}
+
+// Stats returns the counts so far. Safe for concurrent use.
+func (s *LoopServer) Stats() LoopStats {
+	return LoopStats{Requests: s.loopRequests.Load(), Handovers: s.handovers.Load()}
+}

@@ -273,18 +273,29 @@ func TestLoopShutdown(t *testing.T) {
 	idle, idleBR := dialLoop(t, s.addr)
 	fmt.Fprintf(idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	readResponse(t, idleBR, "GET")
+	handed, handedBR := dialLoop(t, s.addr) // an idle connection of the goroutine path
+	fmt.Fprintf(handed, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
+	readResponse(t, handedBR, "POST")
 	busy, busyBR := dialLoop(t, s.addr)
 	fmt.Fprintf(busy, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-	waitFor(t, "the slow request at the backend", 5*time.Second, func() bool { return b.hits.Load() == 2 })
+	waitFor(t, "the slow request at the backend", 5*time.Second, func() bool { return b.hits.Load() == 3 })
 
 	shut := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		go func() { _ = s.srv.ShutdownWithContext(ctx) }() // as the sidecar does
 		shut <- s.loop.Shutdown(ctx)
 	}()
+	start := time.Now()
 	if _, err := idleBR.ReadByte(); err != io.EOF {
 		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	if _, err := handedBR.ReadByte(); err != io.EOF {
+		t.Fatalf("idle handed-over connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("idle connections closed after %v", d)
 	}
 	select {
 	case err := <-shut:

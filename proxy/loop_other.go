@@ -25,3 +25,12 @@ func (s *LoopServer) Serve(ln net.Listener) error {
 
 // Shutdown does nothing.
 func (s *LoopServer) Shutdown(ctx context.Context) error { return nil }
+
+// LoopStats are what a LoopServer counted since it was created.
+type LoopStats struct {
+	Requests  uint64 // requests the loops served themselves
+	Handovers uint64 // connections handed to the fallback server
+}
+
+// Stats returns zeros.
+func (s *LoopServer) Stats() LoopStats { return LoopStats{} }

@@ -60,6 +60,16 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 			want: []string{"c.yaml:4:"},
 		},
 		{
+			name: "bad engine",
+			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\nengine:\n  kind: epoll\n",
+			want: []string{"c.yaml:5: engine.kind: \"epoll\" is not allowed: want one of goroutines, event_loop"},
+		},
+		{
+			name: "bad loops",
+			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\nengine:\n  kind: event_loop\n  loops: -1\n",
+			want: []string{"c.yaml:6: engine.loops: -1: want 1 to 256"},
+		},
+		{
 			name: "syntax",
 			give: "upstreams:\n  - name: cart\n   listen: [\n",
 			want: []string{"c.yaml:", "YAML syntax"},

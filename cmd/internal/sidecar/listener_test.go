@@ -204,3 +204,50 @@ func TestRegistersOnlyOnceTheAppIsHealthy(t *testing.T) {
 		t.Error("not deregistered on drain")
 	}
 }
+
+// engine event_loop: plain requests are served by the loops, the rest by goroutines, and
+// /metrics says how many of each.
+func TestEventLoopEngine(t *testing.T) {
+	t.Setenv("RINGSIDE_TEST_ENGINE", "loop")
+	f := newFixture(t, "", "10ms")
+	for i := range 20 {
+		if body, code, err := f.get("/", fmt.Sprint("user-", i)); err != nil || code != 200 || body == "" {
+			t.Fatalf("GET: %q %d %v", body, code, err)
+		}
+	}
+	resp, err := f.client.Post("http://"+f.sc.UpstreamAddr("app")+"/", "text/plain", strings.NewReader("a body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST: %d", resp.StatusCode)
+	}
+	l := f.sc.listeners["app"]
+	if l.loop == nil {
+		t.Fatal("engine event_loop, but the listener has no event loop")
+	}
+	if st := l.loop.Stats(); st.Requests != 20 || st.Handovers != 1 {
+		t.Fatalf("loop stats %+v, want 20 requests served and 1 connection handed over", st)
+	}
+	mfs, err := f.sc.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "ringside_event_loop_requests_total":
+			found++
+			if v := mf.GetMetric()[0].GetCounter().GetValue(); v != 20 {
+				t.Errorf("%s = %v, want 20", mf.GetName(), v)
+			}
+		case "ringside_event_loop_handovers_total":
+			found++
+		}
+	}
+	if found != 2 {
+		t.Errorf("found %d of the 2 event loop metrics", found)
+	}
+}

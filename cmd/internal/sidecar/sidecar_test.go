@@ -95,9 +95,18 @@ upstreams:
 lifecycle: {drain_delay: %s, grace_period: 5s}
 `
 
+// testEngineConfig is the engine section of the test configurations: RINGSIDE_TEST_ENGINE=loop
+// runs the suite on the event-loop engine.
+func testEngineConfig() string {
+	if os.Getenv("RINGSIDE_TEST_ENGINE") == "loop" {
+		return "engine: {kind: event_loop}\n"
+	}
+	return ""
+}
+
 func parseConfig(t *testing.T, dir, upstreamExtra, drain string) *config.Config {
 	t.Helper()
-	text := fmt.Sprintf(baseConfig, filepath.Join(dir, "services.yaml"), upstreamExtra, drain)
+	text := fmt.Sprintf(baseConfig, filepath.Join(dir, "services.yaml"), upstreamExtra, drain) + testEngineConfig()
 	cfg, err := config.Parse("test.yaml", []byte(text), os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +365,7 @@ func TestDrainUnderLoad(t *testing.T) {
 
 func reloadConfig(t *testing.T, f *fixture, upstreamExtra string) *config.Config {
 	t.Helper()
-	text := fmt.Sprintf(baseConfig, filepath.Join(f.dir, "services.yaml"), upstreamExtra, "10ms")
+	text := fmt.Sprintf(baseConfig, filepath.Join(f.dir, "services.yaml"), upstreamExtra, "10ms") + testEngineConfig()
 	cfg, err := config.Parse("test.yaml", []byte(text), os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
