@@ -25,13 +25,16 @@ vet:
 	$(GO) vet ./...
 	cd deploy/bench && $(GO) vet ./...
 
+# The proxy and sidecar suites run twice: on the goroutine engine, and on the event-loop engine
+# (RINGSIDE_TEST_ENGINE=loop serves every test listener with event loops).
 test: consul fmt-check vet
 	$(GO) test -race -timeout 45m ./...
+	RINGSIDE_TEST_ENGINE=loop $(GO) test -race -timeout 15m ./proxy/ ./cmd/internal/sidecar/
 	cd deploy/bench && $(GO) test -race -timeout 15m ./...
 
 bench-ring:
 	cd deploy/bench && $(GO) run ./ringcompare
 
-# Side by side with nginx, HAProxy and Caddy (installs them with apt when missing; ~25 min).
+# Side by side with nginx, HAProxy and Caddy (installs them with apt when missing; ~30 min).
 bench-proxy:
 	cd deploy/bench && $(GO) run ./proxybench -rounds 3 -duration 15s -out results/

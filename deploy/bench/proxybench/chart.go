@@ -13,10 +13,11 @@ import (
 
 // chartBar is one contender in the chart.
 type chartBar struct {
-	Label string
-	Kind  string
-	CPU   float64 // proxy CPU µs per request; NaN or 0 for "no proxy"
-	RPS   float64
+	Label  string
+	Kind   string
+	Engine string  // ringside's engine when not the default: event_loop bars are darker
+	CPU    float64 // proxy CPU µs per request; NaN or 0 for "no proxy"
+	RPS    float64
 }
 
 // chartData is what the chart shows: two panels of horizontal bars, CPU per request and
@@ -39,7 +40,19 @@ var (
 		kindCaddy:    {140, 80, 180, 255},
 		kindDirect:   {130, 130, 130, 255},
 	}
+	colRingsideLoop = color.RGBA{170, 70, 10, 255} // ringside event_loop: ringside's colour, darker
 )
+
+// barColor is the colour of b's bars: its kind's, darker for ringside's event loops.
+func barColor(b chartBar) color.RGBA {
+	if b.Kind == kindRingside && b.Engine == engineEventLoop {
+		return colRingsideLoop
+	}
+	if c, ok := kindColors[b.Kind]; ok {
+		return c
+	}
+	return kindColors[kindDirect]
+}
 
 const (
 	chartW     = 1200
@@ -100,11 +113,7 @@ func drawPanel(img *image.RGBA, y int, title string, bars []chartBar, value func
 			continue
 		}
 		w := int(math.Round(float64(span) * v / maxV))
-		c, ok := kindColors[b.Kind]
-		if !ok {
-			c = kindColors[kindDirect]
-		}
-		draw.Draw(img, image.Rect(x0, y, x0+max(w, 1), y+barH), image.NewUniform(c), image.Point{}, draw.Src)
+		draw.Draw(img, image.Rect(x0, y, x0+max(w, 1), y+barH), image.NewUniform(barColor(b)), image.Point{}, draw.Src)
 		drawText(img, x0+w+8, ty, format(v), chartScale, colText)
 		y += barH + barGap
 	}

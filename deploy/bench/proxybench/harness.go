@@ -166,11 +166,33 @@ func run(ctx context.Context, cfg config, args []string) error {
 	return h.writeOutputs()
 }
 
+// ringsideSpecs are ringside's contenders, one per engine of -engines: "ringside" (the
+// default goroutines engine) and "ringside event_loop". Never empty: without engines (a
+// config not from parseFlags) it is plain ringside.
+func (h *harness) ringsideSpecs() []proxySpec {
+	engines := h.cfg.engines
+	if len(engines) == 0 {
+		engines = []string{engineGoroutines}
+	}
+	var specs []proxySpec
+	for _, e := range engines {
+		s := proxySpec{Name: ringsideName(e), Kind: kindRingside}
+		if e != engineGoroutines {
+			s.Engine = e
+		}
+		specs = append(specs, s)
+	}
+	return specs
+}
+
 // mainSpecs are the contenders of the main comparison, ringside first and direct last.
 func (h *harness) mainSpecs() []proxySpec {
-	specs := []proxySpec{{Name: "ringside", Kind: kindRingside}}
-	if h.cfg.gomaxprocs1 {
-		specs = append(specs, proxySpec{Name: "ringside GOMAXPROCS=1", Kind: kindRingside, GOMAXPROCS: 1})
+	var specs []proxySpec
+	for _, s := range h.ringsideSpecs() {
+		specs = append(specs, s)
+		if h.cfg.gomaxprocs1 && s.Engine == "" {
+			specs = append(specs, proxySpec{Name: "ringside GOMAXPROCS=1", Kind: kindRingside, GOMAXPROCS: 1})
+		}
 	}
 	for _, p := range h.peers {
 		specs = append(specs, proxySpec{Name: p, Kind: p})
@@ -178,9 +200,9 @@ func (h *harness) mainSpecs() []proxySpec {
 	return append(specs, proxySpec{Name: "direct", Kind: kindDirect})
 }
 
-// peerSpecs are ringside and the installed peers, with or without direct.
+// peerSpecs are ringside (each engine) and the installed peers, with or without direct.
 func (h *harness) peerSpecs(withDirect bool) []proxySpec {
-	specs := []proxySpec{{Name: "ringside", Kind: kindRingside}}
+	specs := h.ringsideSpecs()
 	for _, p := range h.peers {
 		specs = append(specs, proxySpec{Name: p, Kind: p})
 	}
@@ -227,7 +249,7 @@ func (h *harness) suiteSweep(ctx context.Context) error {
 	}
 	specs := h.peerSpecs(true)
 	if h.cfg.quick {
-		specs = []proxySpec{{Name: "ringside", Kind: kindRingside}, {Name: "direct", Kind: kindDirect}}
+		specs = append(h.ringsideSpecs(), proxySpec{Name: "direct", Kind: kindDirect})
 	}
 	for round := 0; round < h.cfg.extraRounds; round++ {
 		for _, c := range levels {
@@ -260,7 +282,7 @@ func (h *harness) suiteEndpoints(ctx context.Context) error {
 	defer be.proc.stop(5 * time.Second)
 	specs := h.peerSpecs(false)
 	if h.cfg.quick {
-		specs = specs[:1]
+		specs = h.ringsideSpecs()
 	}
 	all := be.addrs()
 	for round := 0; round < h.cfg.extraRounds; round++ {
@@ -296,7 +318,7 @@ func (h *harness) suiteBody(ctx context.Context) error {
 	}
 	specs := h.peerSpecs(true)
 	if h.cfg.quick {
-		specs = []proxySpec{{Name: "ringside", Kind: kindRingside}, {Name: "direct", Kind: kindDirect}}
+		specs = append(h.ringsideSpecs(), proxySpec{Name: "direct", Kind: kindDirect})
 	}
 	for round := 0; round < h.cfg.extraRounds; round++ {
 		for _, s := range rotate(specs, round) {
@@ -311,13 +333,20 @@ func (h *harness) suiteBody(ctx context.Context) error {
 	return nil
 }
 
-// observeName is the name of ringside with its access log and metrics scraping on.
-const observeName = "ringside + access log 1/100 + /metrics 1/s"
+// observeSuffix ends the name of ringside with its access log and metrics scraping on:
+// "ringside + access log 1/100 + /metrics 1/s", "ringside event_loop + access log …".
+const observeSuffix = " + access log 1/100 + /metrics 1/s"
 
 // suiteObserve alternates ringside as in the main table with ringside logging 1 request in
-// 100 and its /metrics scraped every second, over -rounds rounds.
+// 100 and its /metrics scraped every second, over -rounds rounds: a pair for each engine,
+// all interleaved, each compared with the same engine with both off.
 func (h *harness) suiteObserve(ctx context.Context) error {
-	specs := []proxySpec{{Name: "ringside", Kind: kindRingside}, {Name: observeName, Kind: kindRingside, Observe: true}}
+	var specs []proxySpec
+	for _, s := range h.ringsideSpecs() {
+		o := s
+		o.Name, o.Observe = s.Name+observeSuffix, true
+		specs = append(specs, s, o)
+	}
 	for round := 0; round < h.cfg.rounds; round++ {
 		for _, s := range rotate(specs, round) {
 			if ctx.Err() != nil {
@@ -331,8 +360,8 @@ func (h *harness) suiteObserve(ctx context.Context) error {
 }
 
 // suiteBackends compares the two backends: wrk straight at each (its CPU per request is the
-// backend's cost) and ringside in front of each, so the choice of backend is measured, not
-// assumed.
+// backend's cost) and ringside (the first engine of -engines) in front of each, so the
+// choice of backend is measured, not assumed.
 func (h *harness) suiteBackends(ctx context.Context) error {
 	other := backendGo
 	if h.backend.kind == backendGo {
@@ -350,7 +379,8 @@ func (h *harness) suiteBackends(ctx context.Context) error {
 		return err
 	}
 	defer be2.proc.stop(5 * time.Second)
-	specs := []proxySpec{{Name: "direct", Kind: kindDirect}, {Name: "ringside", Kind: kindRingside}}
+	// One ringside engine is enough to compare backends: the first of -engines.
+	specs := []proxySpec{{Name: "direct", Kind: kindDirect}, h.ringsideSpecs()[0]}
 	for round := 0; round < h.cfg.extraRounds; round++ {
 		for _, be := range []*backendSet{h.backend, be2} {
 			for _, s := range specs {

@@ -1,6 +1,7 @@
-// Command proxybench measures ringside beside nginx, HAProxy and Caddy on loopback: the
-// same sticky workload (a consistent hash of X-User-ID over 10,000 users) through each, and
-// wrk straight at a backend as the ceiling. For each proxy it reports requests/s, latency
+// Command proxybench measures ringside, with each of its engines (goroutines, event_loop) as
+// its own contender, beside nginx, HAProxy and Caddy on loopback: the same sticky workload
+// (a consistent hash of X-User-ID over 10,000 users) through each, and wrk straight at a
+// backend as the ceiling. For each proxy it reports requests/s, latency
 // percentiles, the proxy's own CPU time per request (utime+stime of all its processes from
 // /proc, before and after, divided by requests served), peak RSS and errors, as medians over
 // interleaved rounds with ratios to nginx and HAProxy; then a concurrency sweep, 5,000
@@ -25,6 +26,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,6 +59,7 @@ type config struct {
 	bodyConns     int
 	bodyUsers     int
 	gomaxprocs1   bool
+	engines       []string // ringside's engines, each its own contender: goroutines, event_loop
 	quietLoad     float64
 	quietWait     time.Duration
 	maxTime       time.Duration
@@ -89,7 +92,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.bodySize, "body-size", 1<<20, "request body of the body suite, bytes")
 	fs.IntVar(&c.bodyConns, "body-conns", 16, "connections of the body suite")
 	fs.IntVar(&c.bodyUsers, "body-users", 16, "distinct users of the body suite (each prebuilt request holds the body)")
-	fs.BoolVar(&c.gomaxprocs1, "gomaxprocs1", true, "also run ringside with GOMAXPROCS=1 in the main comparison")
+	fs.BoolVar(&c.gomaxprocs1, "gomaxprocs1", true, "also run ringside with GOMAXPROCS=1 in the main comparison (goroutines engine)")
+	engines := fs.String("engines", engineGoroutines+","+engineEventLoop, "ringside engines to measure, each as its own contender: goroutines (\"ringside\"), event_loop (\"ringside event_loop\")")
 	fs.Float64Var(&c.quietLoad, "quiet-load", 1.5, "wait for the 1-minute load average to fall below this before starting")
 	fs.DurationVar(&c.quietWait, "quiet-wait", 5*time.Minute, "longest wait for a quiet machine (then run anyway, and say so)")
 	fs.DurationVar(&c.maxTime, "max-time", 90*time.Minute, "hard limit on the whole run")
@@ -99,6 +103,18 @@ func parseFlags(args []string) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, e := range strings.Split(*engines, ",") {
+		switch e = strings.TrimSpace(e); {
+		case e == "":
+		case e != engineGoroutines && e != engineEventLoop:
+			return c, fmt.Errorf("-engines: %q is not one of %s, %s", e, engineGoroutines, engineEventLoop)
+		case !slices.Contains(c.engines, e):
+			c.engines = append(c.engines, e)
+		}
+	}
+	if len(c.engines) == 0 {
+		return c, errors.New("-engines: name at least one of " + engineGoroutines + ", " + engineEventLoop)
 	}
 	if c.quick {
 		c.rounds, c.duration, c.warmup, c.extraRounds = 1, 2*time.Second, 500*time.Millisecond, 1

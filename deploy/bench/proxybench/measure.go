@@ -17,6 +17,7 @@ type runResult struct {
 	Suite     string    `json:"suite"` // main, sweep, endpoints, body, observe, backend
 	Proxy     string    `json:"proxy"`
 	Kind      string    `json:"kind"`
+	Engine    string    `json:"engine,omitempty"` // ringside's engine.kind when not the default
 	Round     int       `json:"round"`
 	Conns     int       `json:"conns"`
 	Endpoints int       `json:"endpoints"`
@@ -62,13 +63,13 @@ type job struct {
 func measure(ctx context.Context, h *harness, spec proxySpec, be *backendSet, j job) runResult {
 	h.seq++
 	r := runResult{
-		Suite: j.Suite, Proxy: spec.Name, Kind: spec.Kind, Round: j.Round, Conns: j.Conns,
+		Suite: j.Suite, Proxy: spec.Name, Kind: spec.Kind, Engine: spec.Engine, Round: j.Round, Conns: j.Conns,
 		Endpoints: len(j.Endpoints), BodySize: j.BodySize, Backend: be.kind, Start: time.Now(), Load1: loadAvg1(),
 	}
 	if spec.Kind == kindDirect {
 		r.Endpoints = 1
 	}
-	dir := filepath.Join(h.work, fmt.Sprintf("run-%03d-%s", h.seq, spec.Kind))
+	dir := filepath.Join(h.work, fmt.Sprintf("run-%03d-%s", h.seq, spec.tag()))
 	fail := func(err error) runResult {
 		r.Err = err.Error()
 		h.logf("  %-24s FAILED: %v", spec.Name, err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 // profileResult is what the profile suite found: pprof's top tables and the allocation rate
 // per request from runtime.MemStats.
 type profileResult struct {
+	Proxy        string // "ringside", "ringside event_loop"
 	Label        string // "3 endpoints", "5,000 endpoints"
 	Endpoints    int
 	Requests     int64
@@ -99,35 +101,61 @@ func fetch(ctx context.Context, url string, timeout time.Duration) ([]byte, erro
 // suiteProfile runs ringside with admin.pprof on under the main workload, takes a CPU
 // profile over most of the run and allocation profiles before and after it, and keeps
 // pprof's top tables: once in front of the 3 backends, and once in front of -endpoints
-// endpoints when the endpoints suite is on (to see where the extra cost there goes).
+// endpoints when the endpoints suite is on (to see where the extra cost there goes); each
+// time for every engine of -engines. The profiles of the default engine go into profile/
+// and profile-N/, those of the event loops into profile-event_loop/ and
+// profile-event_loop-N/.
 func (h *harness) suiteProfile(ctx context.Context) error {
-	if err := h.profileRingside(ctx, "3 endpoints", h.backend.addrs(), filepath.Join(h.cfg.out, "profile")); err != nil {
-		return err
+	specs := h.ringsideSpecs()
+	folder := func(s proxySpec, suffix string) string {
+		name := "profile"
+		if s.Engine != "" {
+			name += "-" + s.Engine
+		}
+		return filepath.Join(h.cfg.out, name+suffix)
+	}
+	var errs []error
+	for _, s := range specs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := h.profileRingside(ctx, s, "3 endpoints", h.backend.addrs(), folder(s, "")); err != nil {
+			errs = append(errs, fmt.Errorf("%s, 3 endpoints: %w", s.Name, err))
+		}
 	}
 	if !h.suiteOn("endpoints") {
-		return nil
+		return errors.Join(errs...)
 	}
 	ports, err := h.ports.take(h.cfg.manyEndpoints)
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
 	be, err := startBackends(ctx, h.backend.kind, filepath.Join(h.work, "backend-many-profile"), ports, h.cfg.backendWork)
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
 	defer be.proc.stop(5 * time.Second)
 	label := fint(float64(h.cfg.manyEndpoints)) + " endpoints"
-	return h.profileRingside(ctx, label, be.addrs(), filepath.Join(h.cfg.out, fmt.Sprintf("profile-%d", h.cfg.manyEndpoints)))
+	for _, s := range specs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := h.profileRingside(ctx, s, label, be.addrs(), folder(s, fmt.Sprintf("-%d", h.cfg.manyEndpoints))); err != nil {
+			errs = append(errs, fmt.Errorf("%s, %s: %w", s.Name, label, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// profileRingside profiles ringside in front of endpoints, writing the profiles into dir.
-func (h *harness) profileRingside(ctx context.Context, label string, endpoints []string, dir string) error {
+// profileRingside profiles ringside as spec (its engine) in front of endpoints, writing the
+// profiles into dir.
+func (h *harness) profileRingside(ctx context.Context, spec proxySpec, label string, endpoints []string, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	h.seq++
-	spec := proxySpec{Name: "ringside (pprof on)", Kind: kindRingside, Pprof: true}
-	rp, err := startProxy(ctx, h, spec, endpoints, filepath.Join(h.work, fmt.Sprintf("run-%03d-profile", h.seq)))
+	spec.Name, spec.Pprof = spec.Name+" (pprof on)", true
+	rp, err := startProxy(ctx, h, spec, endpoints, filepath.Join(h.work, fmt.Sprintf("run-%03d-%s-profile", h.seq, spec.tag())))
 	if err != nil {
 		return err
 	}
@@ -190,7 +218,7 @@ func (h *harness) profileRingside(ctx context.Context, label string, endpoints [
 		return err
 	}
 
-	pr := &profileResult{Label: label, Endpoints: len(endpoints), Requests: w.r.Requests, RPS: w.r.RPS, CPUSeconds: secs, GCs: ms1.NumGC - ms0.NumGC}
+	pr := &profileResult{Proxy: ringsideName(spec.Engine), Label: label, Endpoints: len(endpoints), Requests: w.r.Requests, RPS: w.r.RPS, CPUSeconds: secs, GCs: ms1.NumGC - ms0.NumGC}
 	if w.r.Requests > 0 {
 		// The allocs were read before and after the whole wrk run, so every request of the
 		// run is in the difference (and a few admin requests, which are negligible).
@@ -239,7 +267,7 @@ func (h *harness) profileRingside(ctx context.Context, label string, endpoints [
 	}
 	pr.Dir = dir
 	h.profiles = append(h.profiles, pr)
-	h.logf("  profile (%s): %.0f req/s, %.0f B and %.1f allocations per request, %d GCs", label, pr.RPS, pr.BytesPerReq, pr.AllocsPerReq, pr.GCs)
+	h.logf("  profile of %s (%s): %.0f req/s, %.0f B and %.1f allocations per request, %d GCs", pr.Proxy, label, pr.RPS, pr.BytesPerReq, pr.AllocsPerReq, pr.GCs)
 	return nil
 }
 

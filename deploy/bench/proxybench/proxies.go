@@ -20,13 +20,40 @@ const (
 	kindDirect   = "direct" // no proxy: wrk at the first backend, the ceiling
 )
 
+// ringside's engines (its config's engine.kind): how its listeners serve connections.
+const (
+	engineGoroutines = "goroutines" // the default: a goroutine per connection
+	engineEventLoop  = "event_loop" // epoll event loops, one OS thread each
+)
+
+// ringsideName is the name of ringside with engine in tables and the chart: plain
+// "ringside" for the default engine, "ringside event_loop" for the event loops.
+func ringsideName(engine string) string {
+	if engine == "" || engine == engineGoroutines {
+		return kindRingside
+	}
+	return kindRingside + " " + engine
+}
+
 // proxySpec is one contender of a run.
 type proxySpec struct {
-	Name       string // shown in tables: "ringside", "ringside GOMAXPROCS=1", …
+	Name       string // shown in tables: "ringside", "ringside GOMAXPROCS=1", "ringside event_loop", …
 	Kind       string
 	GOMAXPROCS int  // ringside only; 0 leaves it unset
 	Observe    bool // ringside only: access log 1 in 100, /metrics scraped every second
 	Pprof      bool // ringside only: admin.pprof on
+	// Engine is ringside's engine.kind; "" writes no engine section (the default,
+	// goroutines, and a config an older binary still accepts).
+	Engine string
+	Loops  int // engine event_loop: loops per listener; 0 = 1
+}
+
+// tag names the spec's run folders: its kind, and the engine when one is set.
+func (s proxySpec) tag() string {
+	if s.Engine != "" {
+		return s.Kind + "-" + s.Engine
+	}
+	return s.Kind
 }
 
 // binaryOf is the program a kind needs installed.
@@ -132,7 +159,8 @@ func ringsideServices(backends []string) string {
 // ringsideConf is the sidecar's configuration: the file source, one upstream hashing on
 // X-User-ID with the default ring_hash balancer, defaults elsewhere (passive outlier
 // detection and retries stay on, as a user gets them), no active health checks (the peers
-// have none configured either), a short drain so runs end quickly.
+// have none configured either), a short drain so runs end quickly; and the engine section
+// when spec asks for an engine.
 func ringsideConf(dir, listen, admin string, spec proxySpec) string {
 	services := filepath.Join(dir, "services.yaml")
 	accessLog := "false"
@@ -161,6 +189,13 @@ log:
   level: info   # the default; access log lines are info
   access_log: %s
 `, admin, spec.Pprof, services, listen, accessLog)
+	if spec.Engine != "" {
+		conf += fmt.Sprintf("engine:\n  kind: %s\n", spec.Engine)
+		if spec.Engine == engineEventLoop {
+			// One loop, as nginx has one worker and HAProxy one thread here.
+			conf += fmt.Sprintf("  loops: %d\n", max(1, spec.Loops))
+		}
+	}
 	return conf
 }
 

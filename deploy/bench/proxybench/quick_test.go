@@ -12,12 +12,12 @@ import (
 	"time"
 )
 
-// TestQuick runs the harness end to end in -quick mode: one round, 2 s per proxy, ringside,
-// direct and whichever peers are installed. It takes about a minute and needs wrk, so it
-// runs only with RINGSIDE_BENCH=1.
+// TestQuick runs the harness end to end in -quick mode: one round, 2 s per proxy, ringside
+// (both engines: "ringside" and "ringside event_loop"), direct and whichever peers are
+// installed. It takes about a minute and a half and needs wrk, so it runs only with RINGSIDE_BENCH=1.
 func TestQuick(t *testing.T) {
 	if os.Getenv("RINGSIDE_BENCH") != "1" {
-		t.Skip("set RINGSIDE_BENCH=1 to run the benchmark harness (needs wrk; ~1 minute)")
+		t.Skip("set RINGSIDE_BENCH=1 to run the benchmark harness (needs wrk; ~1.5 minutes)")
 	}
 	if m := missingPrograms("wrk"); len(m) > 0 {
 		t.Skip("wrk is not installed")
@@ -51,7 +51,7 @@ func TestQuick(t *testing.T) {
 			t.Errorf("%s: CPU %v µs/req, RSS %d KiB: want both > 0", r.Proxy, r.ProxyCPU, r.RSSKiB)
 		}
 	}
-	for _, p := range []string{"ringside", "direct"} {
+	for _, p := range []string{"ringside", "ringside event_loop", "direct"} {
 		if served[p] == 0 {
 			t.Errorf("no requests served by %s in the main suite: %+v", p, served)
 		}
@@ -61,7 +61,7 @@ func TestQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, row := range []string{"| **ringside** | ", "| **direct** | "} {
+	for _, row := range []string{"| **ringside** | ", "| **ringside event_loop** | ", "| **direct** | "} {
 		i := strings.Index(string(md), row)
 		if i < 0 {
 			t.Fatalf("RESULTS.md has no %q row:\n%s", row, md)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -66,7 +67,7 @@ func (h *harness) chartData(main []summary) chartData {
 		if s.Kind == kindDirect {
 			cpu = math.NaN()
 		}
-		d.Bars = append(d.Bars, chartBar{Label: s.Proxy, Kind: s.Kind, CPU: cpu, RPS: s.RPS})
+		d.Bars = append(d.Bars, chartBar{Label: s.Proxy, Kind: s.Kind, Engine: s.Engine, CPU: cpu, RPS: s.RPS})
 	}
 	return d
 }
@@ -131,8 +132,10 @@ func (h *harness) renderReport(main []summary) string {
 		"discarding the request body; it is shared by all contenders and started once. See *Backends* below for why this one.\n", h.backend.kind)
 	b.WriteString("- Contenders, configured for the same job (consistent hash of `X-User-ID`, keep-alive on both sides, no access log):\n" +
 		"  - **ringside**: `go build ./cmd/ringside`, `discovery.kind: file`, one upstream with `hash_key: [header:X-User-ID]`, " +
-		"`balancer: ring_hash`, defaults otherwise (retries and passive outlier detection on, active health checks off as for the peers), GOMAXPROCS unset (= 2); " +
+		"`balancer: ring_hash`, defaults otherwise (retries and passive outlier detection on, active health checks off as for the peers), GOMAXPROCS unset (= 2), " +
+		"its default engine (`engine.kind: goroutines`: a goroutine per connection); " +
 		"**ringside GOMAXPROCS=1** is the same binary limited to one thread running Go code.\n" +
+		eventLoopContender(c) +
 		"  - **nginx**: `worker_processes 1`, `upstream { hash $http_x_user_id consistent; keepalive 256; }` (keepalive 2 per server with 5,000 servers), `proxy_http_version 1.1`, " +
 		"`proxy_set_header Connection \"\"`, `proxy_request_buffering off` (stream bodies like ringside), `keepalive_requests 1000000`, `access_log off`.\n" +
 		"  - **HAProxy**: `nbthread 1`, `maxconn 4000`, `mode http`, `option http-keep-alive` (default `http-reuse safe`), " +
@@ -178,17 +181,16 @@ func (h *harness) renderReport(main []summary) string {
 		{"body", fmt.Sprintf("%s request body", fsize(c.bodySize)),
 			fmt.Sprintf("`POST` with a %d-byte body, %d connections, %d users (each prebuilt request holds the body, so fewer users keep wrk's memory small). "+
 				"The backend here is the Go one on 3 ports, which reads the whole body before it answers, as an upload handler does (nginx's `return 200` answers before reading the body, "+
-				"and nginx as a streaming proxy then closes the client connection on nearly every request: a backend artefact, not a proxy cost). Ratios against nginx.", c.bodySize, c.bodyConns, c.bodyUsers),
+				"and nginx as a streaming proxy then closes the client connection on nearly every request: a backend artefact, not a proxy cost). Ratios against nginx.%s", c.bodySize, c.bodyConns, c.bodyUsers, bodyEventLoopNote(c)),
 			func(ss []summary) func(summary) *summary {
 				return func(s summary) *summary { return findWhere(ss, kindNginx, s.Conns, s.Endpoints, s.BodySize) }
 			}, "nginx"},
 		{"observe", "Access log and metrics on",
-			fmt.Sprintf("ringside as in the main table, alternated over %s with ringside writing an access log line for 1 request in 100 (`log.access_log: true`, `access_log_sample: 100`, JSON lines to a file) while `/metrics` is scraped every second. Ratios against plain ringside.", plural(c.rounds, "round")),
-			func(ss []summary) func(summary) *summary {
-				return func(s summary) *summary { return findWhere(ss, "ringside", s.Conns, s.Endpoints, s.BodySize) }
-			}, "ringside"},
+			fmt.Sprintf("ringside as in the main table, alternated over %s with ringside writing an access log line for 1 request in 100 (`log.access_log: true`, `access_log_sample: 100`, JSON lines to a file) while `/metrics` is scraped every second%s. "+
+				"Ratios against the same engine with both off (*plain*).", plural(c.rounds, "round"), observeEnginesNote(c)),
+			observeBase, "plain"},
 		{"backends", "Backends: nginx or Go net/http",
-			"wrk straight at each backend (its CPU per request is what the backend costs) and ringside in front of each. The cheaper backend leaves more of the 2 cores to the proxy under test, so it is the one used everywhere else.",
+			"wrk straight at each backend (its CPU per request is what the backend costs) and " + h.ringsideSpecs()[0].Name + " in front of each. The cheaper backend leaves more of the 2 cores to the proxy under test, so it is the one used everywhere else.",
 			nil, ""},
 	}
 	for _, s := range sections {
@@ -205,7 +207,7 @@ func (h *harness) renderReport(main []summary) string {
 		if s.suite == "observe" {
 			for _, x := range ss {
 				if x.Scrapes > 0 {
-					fmt.Fprintf(&b, "\n%d successful `/metrics` scrapes over %d run(s).\n", x.Scrapes, x.Runs)
+					fmt.Fprintf(&b, "\n**%s**: %d successful `/metrics` scrapes over %d run(s).\n", x.Proxy, x.Scrapes, x.Runs)
 				}
 			}
 		}
@@ -242,6 +244,47 @@ func (h *harness) renderReport(main []summary) string {
 	}
 	b.WriteString("Every run, every round: [runs.csv](runs.csv), [runs.json](runs.json).\n")
 	return b.String()
+}
+
+// observeBase, for the observe suite, finds the row of the same engine with the access log
+// and scraping off: "ringside event_loop + access log …" → "ringside event_loop".
+func observeBase(ss []summary) func(summary) *summary {
+	return func(s summary) *summary {
+		return findWhere(ss, strings.TrimSuffix(s.Proxy, observeSuffix), s.Conns, s.Endpoints, s.BodySize)
+	}
+}
+
+// eventLoopContender is the line of the contenders list about ringside event_loop, when
+// -engines has it.
+func eventLoopContender(c config) string {
+	if !slices.Contains(c.engines, engineEventLoop) {
+		return ""
+	}
+	return "  - **" + ringsideName(engineEventLoop) + "**: the same binary and configuration with `engine: {kind: event_loop, loops: 1}`: " +
+		"one epoll event loop (one OS thread) per listener owns its client and endpoint sockets and serves a request without a body itself, " +
+		"as nginx's one worker and HAProxy's one thread do; a request it does not serve (a body, an upgrade, HTTP/1.0) is handed over, " +
+		"with its connection, to the goroutine engine.\n"
+}
+
+// bodyEventLoopNote says what the body suite measures of the event loop engine.
+func bodyEventLoopNote(c config) string {
+	if !slices.Contains(c.engines, engineEventLoop) {
+		return ""
+	}
+	return " **" + ringsideName(engineEventLoop) + "** hands a request with a body, and its connection, over to the goroutine engine, " +
+		"so here it measures that hand-over and the goroutine path, not the event loop."
+}
+
+// observeEnginesNote names the engines of the observe suite when there is more than one.
+func observeEnginesNote(c config) string {
+	if len(c.engines) < 2 {
+		return ""
+	}
+	var names []string
+	for _, e := range c.engines {
+		names = append(names, "**"+ringsideName(e)+"**")
+	}
+	return fmt.Sprintf("; for each engine (%s), all %d interleaved", strings.Join(names, ", "), 2*len(c.engines))
 }
 
 func findWhere(ss []summary, proxy string, conns, endpoints, body int) *summary {
@@ -295,15 +338,15 @@ func backendVerdict(ss []summary) string {
 
 func renderProfile(p *profileResult, c config, out string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## Profile of ringside under the main workload, %s\n\n", p.Label)
+	fmt.Fprintf(&b, "## Profile of %s under the main workload, %s\n\n", p.Proxy, p.Label)
 	rel, err := filepath.Rel(out, p.Dir)
 	if err != nil {
 		rel = p.Dir
 	}
-	fmt.Fprintf(&b, "ringside with `admin.pprof: true`, %d connections, %s users: a %d s CPU profile (`/debug/pprof/profile`) during the run "+
+	fmt.Fprintf(&b, "%s with `admin.pprof: true`, %d connections, %s users: a %d s CPU profile (`/debug/pprof/profile`) during the run "+
 		"and `/debug/pprof/heap?gc=1` (allocation samples, current after a forced GC) before and after it (pprof `-base`). %s requests at %s req/s; **%.0f bytes and %.1f heap allocations per request** "+
 		"(runtime.MemStats TotalAlloc and Mallocs differences ÷ requests), %d GCs. Files in [%s/](%s/).\n\n",
-		c.conns, fint(float64(c.users)), p.CPUSeconds, fint(float64(p.Requests)), fint(p.RPS), p.BytesPerReq, p.AllocsPerReq, p.GCs, rel, rel)
+		p.Proxy, c.conns, fint(float64(c.users)), p.CPUSeconds, fint(float64(p.Requests)), fint(p.RPS), p.BytesPerReq, p.AllocsPerReq, p.GCs, rel, rel)
 	block := func(title, text string, lines int) {
 		if text == "" {
 			return

@@ -105,7 +105,7 @@ func (h *harness) suiteSyscalls(ctx context.Context) error {
 
 func (h *harness) straceOne(ctx context.Context, spec proxySpec, dur time.Duration) (syscallResult, error) {
 	h.seq++
-	dir := filepath.Join(h.work, fmt.Sprintf("run-%03d-%s-strace", h.seq, spec.Kind))
+	dir := filepath.Join(h.work, fmt.Sprintf("run-%03d-%s-strace", h.seq, spec.tag()))
 	rp, err := startProxy(ctx, h, spec, h.backend.addrs(), dir)
 	if err != nil {
 		return syscallResult{}, err

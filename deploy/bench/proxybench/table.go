@@ -11,6 +11,7 @@ import (
 type summary struct {
 	Proxy     string
 	Kind      string
+	Engine    string // ringside's engine when not the default
 	Conns     int
 	Endpoints int
 	BodySize  int
@@ -73,7 +74,7 @@ func summarize(rs []runResult) []summary {
 	out := make([]summary, 0, len(order))
 	for _, k := range order {
 		g := groups[k]
-		s := summary{Proxy: k.proxy, Kind: g[0].Kind, Conns: k.conns, Endpoints: k.endpoints, BodySize: k.body}
+		s := summary{Proxy: k.proxy, Kind: g[0].Kind, Engine: g[0].Engine, Conns: k.conns, Endpoints: k.endpoints, BodySize: k.body}
 		var rps, cpu, ucpu, bcpu, wcpu, p50, p99, p999, rss, busy, load []float64
 		for _, r := range g {
 			s.Errors += r.Errors
