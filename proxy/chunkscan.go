@@ -9,7 +9,9 @@ var errChunkFraming = errors.New("malformed chunked body")
 
 // chunkScanner follows the framing of a chunked body that is passed on byte for byte (the
 // event loop does not re-chunk an endpoint's chunked body), to find where it ends, trailer
-// section included. The zero value is ready for a new body.
+// section included. The bytes go to the client as they are, so it is strict: every line
+// ends in CRLF, a chunk size is hex digits, optionally followed by extensions. The zero
+// value is ready for a new body.
 type chunkScanner struct {
 	state  uint8
 	digits uint8
@@ -17,14 +19,16 @@ type chunkScanner struct {
 }
 
 const (
-	chunkSize        uint8 = iota // the hex digits of a chunk size
-	chunkExt                      // after the size: extensions, up to the line's end
-	chunkData                     // chunk data
-	chunkDataCR                   // the CR after chunk data
-	chunkDataLF                   // the LF after chunk data
-	chunkTrailer                  // the start of a trailer line, or of the final CRLF
-	chunkTrailerLine              // inside a trailer field line
-	chunkTrailerLF                // the LF of the final CRLF
+	chunkSize          uint8 = iota // the hex digits of a chunk size
+	chunkExt                        // after the size: extensions, up to the line's CR
+	chunkSizeLF                     // the LF ending a chunk-size line
+	chunkData                       // chunk data
+	chunkDataCR                     // the CR after chunk data
+	chunkDataLF                     // the LF after chunk data
+	chunkTrailer                    // the start of a trailer line, or of the final CRLF
+	chunkTrailerLine                // inside a trailer field line, up to its CR
+	chunkTrailerLineLF              // the LF ending a trailer field line
+	chunkTrailerLF                  // the LF of the final CRLF
 	chunkDone
 )
 
@@ -58,17 +62,25 @@ func (s *chunkScanner) scan(p []byte) (n int, done bool, err error) {
 				s.size, s.digits = s.size<<4|uint64(d), s.digits+1
 			case s.digits == 0:
 				return n, false, errChunkFraming
-			case c == ';' || c == ' ' || c == '\t' || c == '\r':
+			case c == ';' || c == ' ' || c == '\t':
 				s.state = chunkExt
-			case c == '\n':
-				s.endSizeLine()
+			case c == '\r':
+				s.state = chunkSizeLF
 			default:
 				return n, false, errChunkFraming
 			}
 		case chunkExt:
-			if c == '\n' {
-				s.endSizeLine()
+			switch c {
+			case '\r':
+				s.state = chunkSizeLF
+			case '\n':
+				return n, false, errChunkFraming
 			}
+		case chunkSizeLF:
+			if c != '\n' {
+				return n, false, errChunkFraming
+			}
+			s.endSizeLine()
 		case chunkDataCR:
 			if c != '\r' {
 				return n, false, errChunkFraming
@@ -84,15 +96,22 @@ func (s *chunkScanner) scan(p []byte) (n int, done bool, err error) {
 			case '\r':
 				s.state = chunkTrailerLF
 			case '\n':
-				s.state = chunkDone
-				return n, true, nil
+				return n, false, errChunkFraming
 			default:
 				s.state = chunkTrailerLine
 			}
 		case chunkTrailerLine:
-			if c == '\n' {
-				s.state = chunkTrailer
+			switch c {
+			case '\r':
+				s.state = chunkTrailerLineLF
+			case '\n':
+				return n, false, errChunkFraming
 			}
+		case chunkTrailerLineLF:
+			if c != '\n' {
+				return n, false, errChunkFraming
+			}
+			s.state = chunkTrailer
 		case chunkTrailerLF:
 			if c != '\n' {
 				return n, false, errChunkFraming

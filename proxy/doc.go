@@ -50,6 +50,17 @@
 //   - Server.Shutdown does not wait for hijacked connections and cannot interrupt a stream:
 //     Handler.Drain does both.
 //
+// # The event-loop engine
+//
+// LoopServer (Linux) serves a listener on epoll event loops instead of a goroutine per
+// connection: each loop is one thread that owns its client and endpoint sockets. It serves
+// plain HTTP/1.1 requests without a body itself, through the same Handler (begin's checks and
+// rewrites, the balancer, the retry policy, outlier feedback, metrics, access log), and hands
+// every other connection, with the bytes already read, to the fasthttp server built by
+// NewServer before anything of its request has gone anywhere. It costs about a quarter less
+// CPU per request than the goroutine path: no park and wake of a goroutine per read, no
+// runtime timer per deadline (a sweep every 100 ms enforces them), no hand-off between threads.
+//
 // # Not supported
 //
 // HTTP/2 (h2c, gRPC) on either side; trailers (dropped); interim responses such as 103 Early

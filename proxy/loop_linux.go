@@ -38,9 +38,12 @@ import (
 // anywhere, to the fasthttp server of the goroutine path, which serves that connection from
 // then on. So what the goroutine path does, the LoopServer does too.
 //
-// Differences from the goroutine path, all on the wire:
+// Differences from the goroutine path:
 //   - a chunked response body is passed on as the endpoint framed it, trailers included;
-//   - a response delimited by the endpoint closing its connection is re-chunked for the client.
+//   - a response delimited by the endpoint closing its connection is re-chunked for the client;
+//   - TransportConfig.MaxConnsPerEndpoint caps each loop's connections together with the
+//     goroutine path's, but the goroutine path does not see the loops': with loops, the cap
+//     can be passed by the connections of the other loops and of the goroutine path.
 type LoopServer struct {
 	route    func(*fasthttp.RequestCtx) *Handler
 	fallback *fasthttp.Server
@@ -57,6 +60,7 @@ type LoopServer struct {
 
 	// Requests the loops served, and connections they handed over.
 	loopRequests, handovers atomic.Uint64
+	conns                   atomic.Int64 // client connections the loops hold
 }
 
 // NewLoopServer returns a LoopServer. route returns the Handler of a request (nil hands the
@@ -232,10 +236,17 @@ type loop struct {
 	lfd     int         // the listener, shared by all loops (EPOLLEXCLUSIVE)
 	wake    int         // an eventfd Shutdown writes to
 	fds     []fdHandler // by file descriptor
-	nfds    int         // registered
+	gens    []int32     // by file descriptor: the registration's generation (see add)
+	gen     int32
+	nfds    int // registered
 	pools   map[*backend]*loopPool
 	now     time.Time
 	clients int
+	// ready are the client connections whose response is out, to go on to their next
+	// request: run from the top of the loop, so that a connection sending request after
+	// request never deepens the stack.
+	ready    []*loopClient
+	released bool // its file descriptors are closed: guarded by s.mu
 
 	src bytes.Reader // parsing: a head already whole in a buffer
 	br  *bufio.Reader
@@ -254,42 +265,73 @@ func newLoop(s *LoopServer, lfd int) (*loop, error) {
 		return nil, fmt.Errorf("eventfd: %w", errno)
 	}
 	l := &loop{s: s, ep: ep, lfd: lfd, wake: int(wake), fds: make([]fdHandler, 1024),
-		pools: make(map[*backend]*loopPool)}
+		gens: make([]int32, 1024), pools: make(map[*backend]*loopPool)}
 	l.br = bufio.NewReaderSize(&l.src, s.cfg.MaxRequestHeaderSize+64)
 	const epollExclusive = 1 << 28
 	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, lfd,
 		&syscall.EpollEvent{Events: syscall.EPOLLIN | epollExclusive, Fd: int32(lfd)}); err != nil {
-		l.release()
+		l.releaseLocked()
 		return nil, fmt.Errorf("epoll listener: %w", err)
 	}
 	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, l.wake,
 		&syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wake)}); err != nil {
-		l.release()
+		l.releaseLocked()
 		return nil, fmt.Errorf("epoll eventfd: %w", err)
 	}
 	return l, nil
 }
 
+// release closes the loop's epoll set and eventfd, once.
 func (l *loop) release() {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	l.releaseLocked()
+}
+
+// releaseLocked is release with s.mu held.
+func (l *loop) releaseLocked() {
+	if l.released {
+		return
+	}
+	l.released = true
 	syscall.Close(l.ep)
 	syscall.Close(l.wake)
 }
 
+// wakeUp makes the loop look at the server's state; s.mu is held.
 func (l *loop) wakeUp() {
+	if l.released {
+		return // its eventfd's number may belong to another file now
+	}
 	one := [8]byte{1}
 	_, _ = syscall.Write(l.wake, one[:])
 }
 
-// add registers fd, edge-triggered, for input, output and the peer's close.
+// reader returns the loop's reader over the head in b, grown when b is longer than its buffer.
+func (l *loop) reader(b []byte) *bufio.Reader {
+	if l.br.Size() < len(b) {
+		l.br = bufio.NewReaderSize(&l.src, len(b))
+	}
+	l.src.Reset(b)
+	l.br.Reset(&l.src)
+	return l.br
+}
+
+// add registers fd, edge-triggered, for input, output and the peer's close. The event carries
+// a generation beside the fd, so that an event still queued in a batch for a socket closed
+// meanwhile is not taken for a new socket that got the same number.
 func (l *loop) add(fd int, h fdHandler) error {
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET, Fd: int32(fd)}
+	l.gen++
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET,
+		Fd: int32(fd), Pad: l.gen}
 	if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return err
 	}
 	for fd >= len(l.fds) {
 		l.fds = append(l.fds, make([]fdHandler, len(l.fds))...)
+		l.gens = append(l.gens, make([]int32, len(l.gens))...)
 	}
-	l.fds[fd] = h
+	l.fds[fd], l.gens[fd] = h, l.gen
 	l.nfds++
 	return nil
 }
@@ -347,10 +389,11 @@ func (l *loop) run() {
 				var b [8]byte
 				_, _ = syscall.Read(l.wake, b[:])
 			default:
-				if fd < len(l.fds) && l.fds[fd] != nil {
+				if fd < len(l.fds) && l.fds[fd] != nil && l.gens[fd] == events[i].Pad {
 					l.fds[fd].event(events[i].Events)
 				}
 			}
+			l.runReady()
 		}
 		if l.now.Sub(lastSweep) >= sweepEvery {
 			lastSweep = l.now
@@ -373,15 +416,46 @@ func (l *loop) accept() {
 		}
 		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
+		if max := l.s.cfg.MaxConns; max > 0 && l.s.conns.Load() >= int64(max) {
+			// As fasthttp's server answers past its concurrency limit.
+			_, _ = rawWrite(fd, tooManyConns)
+			_ = syscall.Close(fd)
+			continue
+		}
 		c := newLoopClient(l, fd, sa)
 		if err := l.add(fd, c); err != nil {
-			syscall.Close(fd)
+			_ = syscall.Close(fd)
 			continue
 		}
 		l.clients++
+		l.s.conns.Add(1)
 		c.deadline = l.now.Add(l.s.cfg.ReadHeaderTimeout)
 		c.input() // data may have come with the connection
+		l.runReady()
 	}
+}
+
+var tooManyConns = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
+
+// schedule queues c to go on to its next request from the top of the loop.
+func (l *loop) schedule(c *loopClient) {
+	if !c.queued {
+		c.queued = true
+		l.ready = append(l.ready, c)
+	}
+}
+
+// runReady lets the queued connections go on to their next request; those that finish one at
+// once queue again, and are run in the same call.
+func (l *loop) runReady() {
+	for i := 0; i < len(l.ready); i++ {
+		c := l.ready[i]
+		l.ready[i] = nil
+		c.queued = false
+		c.next()
+	}
+	l.ready = l.ready[:0]
 }
 
 // sweep enforces the deadlines of the loop's connections, and closes pooled endpoint
@@ -408,10 +482,16 @@ func (l *loop) sweep() {
 	}
 }
 
-// closeIdle closes the client connections waiting for a request, at shutdown.
+// closeIdle closes the client connections waiting for a request, at shutdown; one still
+// writing its last response closes once the response is out.
 func (l *loop) closeIdle() {
 	for _, h := range l.fds {
-		if c, ok := h.(*loopClient); ok && c.x == nil && c.n == 0 {
+		c, ok := h.(*loopClient)
+		if !ok || c.x != nil {
+			continue
+		}
+		c.closeAfter = true
+		if !c.pending() && c.n == 0 {
 			c.close()
 		}
 	}
@@ -458,7 +538,10 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 func (l *loop) handover(c *loopClient) {
 	l.remove(c.fd)
 	l.clients--
+	l.s.conns.Add(-1)
+	c.closed = true // to the loop, it is gone
 	f := os.NewFile(uintptr(c.fd), "client")
+	c.fd = -1
 	nc, err := net.FileConn(f) // a duplicate, in the runtime's poller
 	f.Close()
 	if err != nil {
@@ -467,7 +550,6 @@ func (l *loop) handover(c *loopClient) {
 	}
 	l.s.handovers.Add(1)
 	pc := &prefixConn{Conn: wrapConn(nc), pre: append([]byte(nil), c.in[:c.n]...)}
-	c.fd = -1
 	l.s.handed.Go(func() { _ = l.s.fallback.ServeConn(pc) })
 }
 

@@ -323,7 +323,11 @@ func TestLoopBodyCutShort(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if req.URL.Path == "/cut" {
+			switch req.URL.Path {
+			case "/cut": // a streamed body (above smallBody): the client's stream breaks
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nonly this")
+				return
+			case "/cut-small": // a small body is read within the attempt: a 502
 				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
 				return
 			}
@@ -339,6 +343,9 @@ func TestLoopBodyCutShort(t *testing.T) {
 	}
 	if _, err := io.ReadAll(resp.Body); err == nil {
 		t.Fatal("a body cut short arrived whole")
+	}
+	if st, body, _ := s.get("/cut-small"); st != 502 {
+		t.Fatalf("small body cut short: %d %q, want 502", st, body)
 	}
 	if st, body, _ := s.get("/"); st != 200 || body != "ok" {
 		t.Fatalf("next request: %d %q", st, body)

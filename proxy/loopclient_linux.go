@@ -16,10 +16,11 @@ type loopClient struct {
 	l  *loop
 	fd int
 
-	in  []byte // read buffer: the request head, and whatever follows it
-	n   int    // bytes held in in
-	out []byte // bytes to write to the client, from off
-	off int
+	in      []byte // read buffer: the request head, and whatever follows it
+	n       int    // bytes held in in
+	headLen int    // the head of the request in progress, at the start of in until sent
+	out     []byte // bytes to write to the client, from off
+	off     int
 
 	ctx *fasthttp.RequestCtx // reused for every request of the connection
 	x   *loopExchange        // the request in progress, or nil
@@ -27,12 +28,14 @@ type loopClient struct {
 
 	deadline   time.Time // when the current wait times out; zero for none
 	closeAfter bool      // close once out is written
-	closed     bool
+	closed     bool      // closed, or handed over
+	queued     bool      // in the loop's ready list
 	// readable: the socket may hold unread bytes (an event came, and no read found it empty
 	// since). hup: the peer closed or the socket failed, so reads go on until they say so.
 	// A read shorter than its buffer, without hup, has emptied the socket: the next bytes
-	// will raise an event, and no read is spent on finding EAGAIN.
-	readable, hup bool
+	// will raise an event, and no read is spent on finding EAGAIN. eof: the client has
+	// finished sending; what it sent is still served.
+	readable, hup, eof bool
 }
 
 func newLoopClient(l *loop, fd int, sa syscall.Sockaddr) *loopClient {
@@ -43,28 +46,28 @@ func newLoopClient(l *loop, fd int, sa syscall.Sockaddr) *loopClient {
 }
 
 func (c *loopClient) event(ev uint32) {
-	if ev&syscall.EPOLLOUT != 0 && c.pending() {
-		c.flush()
-		if c.closed {
-			return
-		}
+	if c.closed {
+		return
 	}
 	if ev&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 		c.readable = true
 		c.hup = c.hup || ev&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
-		c.input()
 	}
+	if ev&syscall.EPOLLOUT != 0 && c.pending() {
+		c.flush()
+	}
+	c.input()
 }
 
 func (c *loopClient) pending() bool { return c.off < len(c.out) }
 
-// input reads what the client sent and serves the requests it completes. While a request is
+// input reads what the client sent and serves the request it completes. While a request is
 // in progress, the next is left in the socket: it is read once the response is out.
 func (c *loopClient) input() {
 	if c.x != nil || c.closed {
 		return
 	}
-	for c.readable && c.n < len(c.in) {
+	for c.readable && !c.eof && c.n < len(c.in) {
 		want := len(c.in) - c.n
 		n, errno := rawRead(c.fd, c.in[c.n:])
 		if errno == syscall.EINTR {
@@ -74,9 +77,13 @@ func (c *loopClient) input() {
 			c.readable = false
 			break
 		}
-		if errno != 0 || n == 0 {
-			c.close() // a request cut short is dropped, as the goroutine path does
+		if errno != 0 {
+			c.close()
 			return
+		}
+		if n == 0 {
+			c.eof, c.readable = true, false // a request already in is still answered
+			break
 		}
 		if c.n == 0 {
 			c.deadline = c.l.now.Add(c.l.s.cfg.ReadHeaderTimeout)
@@ -87,12 +94,15 @@ func (c *loopClient) input() {
 		}
 	}
 	c.process()
+	if c.eof && c.x == nil && !c.closed && !c.pending() {
+		c.close() // nothing more will come, and nothing whole is left to answer
+	}
 }
 
 // process serves the request at the start of in, if its head is whole, and hands over the
 // connection when the request is not one for the loop.
 func (c *loopClient) process() {
-	if c.x != nil || c.closed || c.n == 0 {
+	if c.x != nil || c.closed || c.n == 0 || c.pending() {
 		return
 	}
 	end := headEnd(c.in[:c.n])
@@ -105,23 +115,31 @@ func (c *loopClient) process() {
 	l := c.l
 	req := &c.ctx.Request
 	req.Reset()
-	l.src.Reset(c.in[:end])
-	l.br.Reset(&l.src)
-	if err := req.Header.Read(l.br); err != nil {
-		l.handover(c) // the fallback answers 400, with the goroutine path's wording
+	if err := req.Header.Read(l.reader(c.in[:end])); err != nil || !loopable(&req.Header) {
+		l.handover(c) // the fallback answers a malformed head 400, with the goroutine path's wording
 		return
 	}
 	h := l.s.route(c.ctx)
-	if h == nil || !loopable(&req.Header) {
+	if h == nil {
 		l.handover(c)
 		return
 	}
-	// The request is the loop's from here on: its head is parsed, and copied by the parser.
-	c.n = copy(c.in, c.in[end:c.n])
+	// The head stays in in until the request is sent (consumeHead): up to then, the
+	// connection can still be handed over whole.
+	c.headLen = end
 	c.deadline = time.Time{}
-	c.closeAfter = c.closeAfter || req.Header.ConnectionClose()
+	c.closeAfter = c.closeAfter || c.eof || req.Header.ConnectionClose()
 	l.s.loopRequests.Add(1)
 	c.start(h)
+}
+
+// consumeHead drops the head of the request in progress from in: it is being sent, or
+// answered, and the connection is the loop's for good.
+func (c *loopClient) consumeHead() {
+	if c.headLen > 0 {
+		c.n = copy(c.in, c.in[c.headLen:c.n])
+		c.headLen = 0
+	}
 }
 
 // loopable reports whether a loop serves a request itself: HTTP/1.1 without a body, an
@@ -131,12 +149,6 @@ func loopable(h *fasthttp.RequestHeader) bool {
 	return h.IsHTTP11() && (cl == 0 || cl == -2) && !h.IsConnect() &&
 		h.Peek(fasthttp.HeaderTransferEncoding) == nil && h.Peek(fasthttp.HeaderUpgrade) == nil &&
 		h.Peek(fasthttp.HeaderExpect) == nil
-}
-
-// send queues p for the client and writes what it can.
-func (c *loopClient) send(p []byte) {
-	c.out = append(c.out, p...)
-	c.flush()
 }
 
 // flush writes out. What the socket does not take waits for EPOLLOUT, under WriteTimeout.
@@ -165,15 +177,15 @@ func (c *loopClient) flush() {
 		}
 		return
 	}
-	if c.closeAfter {
+	if c.closeAfter || c.l.s.closing.Load() {
 		c.close()
 		return
 	}
-	c.idle() // the response is out: on to the next request
+	c.l.schedule(c) // the response is out: on to the next request
 }
 
-// done ends the request in progress: the connection waits for the next one once the
-// response is out (flush), or closes.
+// done ends the request in progress: the connection goes on to the next one once the
+// response is out, or closes.
 func (c *loopClient) done() {
 	c.x = nil
 	if c.closed {
@@ -183,20 +195,29 @@ func (c *loopClient) done() {
 		c.closeAfter = true
 	}
 	if c.pending() {
-		return
+		return // flush goes on
 	}
 	if c.closeAfter {
 		c.close()
 		return
 	}
-	c.idle()
+	c.l.schedule(c)
 }
 
-// idle waits for the next request, serving it at once if it is already in.
-func (c *loopClient) idle() {
-	c.deadline = c.l.now.Add(c.l.s.cfg.IdleTimeout)
+// next waits for the next request, serving it at once if it is already in. The loop runs it
+// (runReady), never a response's own call chain.
+func (c *loopClient) next() {
+	if c.closed || c.x != nil || c.pending() {
+		return
+	}
+	if c.l.s.closing.Load() {
+		c.close()
+		return
+	}
 	if c.n > 0 {
-		c.process()
+		c.deadline = c.l.now.Add(c.l.s.cfg.ReadHeaderTimeout)
+	} else {
+		c.deadline = c.l.now.Add(c.l.s.cfg.IdleTimeout)
 	}
 	c.input()
 }
@@ -215,6 +236,7 @@ func (c *loopClient) close() {
 	c.closed = true
 	c.l.remove(c.fd)
 	c.l.clients--
+	c.l.s.conns.Add(-1)
 	_ = syscall.Close(c.fd)
 	if x := c.x; x != nil {
 		x.abandon()

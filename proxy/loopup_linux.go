@@ -94,6 +94,18 @@ func (lx *loopExchange) nextAttempt() {
 			x.missingTransport(ep)
 			continue
 		}
+		if be.tls || !be.ip.IsValid() {
+			// A loop dials IP addresses in plaintext only. Nothing was sent yet: the goroutine
+			// path takes the whole connection. On a retry, the endpoint is passed over,
+			// unreported: nothing is wrong with it.
+			if !lx.attempted {
+				lx.giveBack()
+				return
+			}
+			ep.Start()
+			ep.Finish(balancer.Outcome{})
+			continue
+		}
 		lx.attempted = true
 		lx.attempt++
 		if x.log != nil {
@@ -110,9 +122,25 @@ func (lx *loopExchange) nextAttempt() {
 	}
 }
 
+// giveBack undoes start, before any attempt, and hands the connection, the request's head
+// still in it, to the goroutine path.
+func (lx *loopExchange) giveBack() {
+	c, x, h := lx.c, lx.x, lx.h
+	if h.metrics != nil {
+		h.metrics.inFlight.Dec()
+	}
+	x.reset()
+	h.exchanges.Put(x)
+	*lx = loopExchange{}
+	c.x, c.headLen = nil, 0
+	c.l.s.loopRequests.Add(^uint64(0))
+	c.l.handover(c)
+}
+
 // send takes a connection to the attempt's endpoint and writes the request on it.
 func (lx *loopExchange) send() {
 	x := lx.x
+	lx.c.consumeHead()
 	// A pooled connection is checked before use as the goroutine path does (see attempt):
 	// always for a request that must not be sent twice, after idleCheck for the others.
 	u, r := lx.c.l.conn(lx.be, lx.start, !x.idempotent)
@@ -192,10 +220,10 @@ func (lx *loopExchange) attemptDone(r result) {
 	if h.metrics != nil {
 		h.metrics.retries[r.fail].Inc()
 	}
-	if u := lx.up; u != nil {
-		u.close() // a dropped response's body is not read
-		lx.up = nil
+	if u := lx.up; u != nil && u.state != upIdle {
+		u.close() // a dropped response's body is not read (a small one is, and its connection pooled)
 	}
+	lx.up = nil
 	lx.start = l.now
 	lx.nextAttempt()
 }
@@ -207,6 +235,20 @@ func (lx *loopExchange) deliver(status int) {
 	lx.status = status
 	resp := &x.ctx.Response
 	cl := resp.Header.ContentLength()
+	if u.state == upIdle || u.closed {
+		// The body, if any, was read whole with the header (see head), and the connection
+		// is back in the pool or closed.
+		lx.up = nil
+		if c.closeAfter || c.l.s.closing.Load() {
+			c.closeAfter = true
+			resp.Header.SetConnectionClose()
+		}
+		c.out = appendResponseHead(c.out, &resp.Header)
+		c.out = append(c.out, resp.Body()...)
+		lx.finish()
+		c.flush()
+		return
+	}
 	u.keep = x.keep
 	switch {
 	case x.ctx.IsHead() || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified:
@@ -236,6 +278,7 @@ func (lx *loopExchange) deliver(status int) {
 // request.
 func (lx *loopExchange) respondOwn(status int) {
 	x, c := lx.x, lx.c
+	c.consumeHead()
 	if u := lx.up; u != nil {
 		u.close()
 		lx.up = nil
@@ -306,6 +349,7 @@ const (
 	upConnecting              // connect(2) in progress
 	upWriting                 // writing the request
 	upHead                    // waiting for the response header
+	upSmall                   // reading a small body whole, within the attempt
 	upBody                    // passing the response body on
 )
 
@@ -361,10 +405,12 @@ func (l *loop) conn(be *backend, start time.Time, check bool) (*loopUp, result) 
 			u.close()
 			continue
 		}
-		u.reused, u.gotByte, u.n, u.interim, u.paused, u.readable = true, false, 0, 0, false, false
+		u.reused, u.gotByte, u.n, u.interim, u.paused, u.readable, u.hup = true, false, 0, 0, false, false, false
 		return u, result{}
 	}
-	if max := be.hc.MaxConns; max > 0 && p.open >= max {
+	// The cap counts this loop's connections and the goroutine path's (the HostClient's);
+	// other loops' are not seen, so with several loops it is a cap per loop.
+	if max := be.hc.MaxConns; max > 0 && p.open+be.hc.ConnsCount() >= max {
 		return nil, result{fail: failPoolFull, err: fasthttp.ErrNoFreeConns}
 	}
 	if be.tls || !be.ip.IsValid() {
@@ -422,6 +468,10 @@ func fdAlive(fd int) bool {
 }
 
 func (u *loopUp) event(ev uint32) {
+	if ev&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+		u.readable = true
+		u.hup = u.hup || ev&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
+	}
 	switch u.state {
 	case upIdle:
 		// The endpoint closed a pooled connection, or sent what nobody asked for.
@@ -445,11 +495,7 @@ func (u *loopUp) event(ev uint32) {
 			u.write()
 		}
 	default:
-		if ev&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-			u.readable = true
-			u.hup = u.hup || ev&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
-			u.read()
-		}
+		u.read()
 	}
 }
 
@@ -462,9 +508,7 @@ func (u *loopUp) write() {
 			continue
 		}
 		if errno == syscall.EAGAIN {
-			if u.deadline.IsZero() {
-				u.deadline = earliest(lx.deadline, u.l.now.Add(lx.h.cfg.ResponseHeaderTimeout))
-			}
+			u.deadline = earliest(lx.deadline, lx.start.Add(lx.h.cfg.ResponseHeaderTimeout))
 			return
 		}
 		if errno != 0 {
@@ -475,12 +519,15 @@ func (u *loopUp) write() {
 	}
 	u.out, u.off = nil, 0
 	u.state = upHead
-	u.deadline = earliest(lx.deadline, u.l.now.Add(lx.h.cfg.ResponseHeaderTimeout))
+	// As on the goroutine path, the response header (and a small body) is due within
+	// ResponseHeaderTimeout of the attempt's start.
+	u.deadline = earliest(lx.deadline, lx.start.Add(lx.h.cfg.ResponseHeaderTimeout))
+	u.read() // an endpoint may have answered before the request was all written
 }
 
 // read reads the response: its header, then its body, passed on to the client.
 func (u *loopUp) read() {
-	for u.readable && !u.closed && !u.paused && (u.state == upHead || u.state == upBody) {
+	for u.readable && !u.closed && !u.paused && (u.state == upHead || u.state == upSmall || u.state == upBody) {
 		if u.n == len(u.in) {
 			// Only a header can fill the buffer: a body is passed on as it comes.
 			u.fail(result{fail: failReset, err: errors.New("response header too large")})
@@ -508,9 +555,12 @@ func (u *loopUp) read() {
 		if n < want && !u.hup {
 			u.readable = false
 		}
-		if u.state == upHead {
+		switch u.state {
+		case upHead:
 			u.head()
-		} else {
+		case upSmall:
+			u.small()
+		default:
 			u.deadline = u.l.now.Add(u.lx.h.cfg.StreamIdleTimeout)
 			u.body()
 		}
@@ -526,9 +576,7 @@ func (u *loopUp) head() {
 			return
 		}
 		resp := &lx.x.ctx.Response
-		l.src.Reset(u.in[:end])
-		l.br.Reset(&l.src)
-		err := resp.Header.Read(l.br)
+		err := resp.Header.Read(l.reader(u.in[:end]))
 		u.n = copy(u.in, u.in[end:u.n])
 		if err != nil {
 			u.fail(result{fail: failReset, err: err})
@@ -549,10 +597,39 @@ func (u *loopUp) head() {
 		x := lx.x
 		x.keep = !resp.Header.ConnectionClose() && st != fasthttp.StatusRequestTimeout
 		x.scratch = cleanResponse(&resp.Header, false, x.scratch)
+		cl := resp.Header.ContentLength()
+		if cl >= 0 && cl <= smallBody && !x.ctx.IsHead() && st != fasthttp.StatusNoContent && st != fasthttp.StatusNotModified {
+			// A small body is read whole within the attempt, as the goroutine path does: a
+			// body cut short is then a failed attempt, open to a retry and seen by outlier
+			// detection, and the connection goes back to the pool before the client is
+			// written to.
+			u.state, u.remain = upSmall, int64(cl)
+			resp.ResetBody() // a failed attempt's may be there
+			u.small()
+			return
+		}
 		u.deadline = time.Time{}
 		lx.attemptDone(result{status: st})
 		return
 	}
+}
+
+// small moves the bytes read of a small body into the response, and ends the attempt once
+// the body is whole.
+func (u *loopUp) small() {
+	lx := u.lx
+	k := min(int64(u.n), u.remain)
+	lx.x.ctx.Response.AppendBody(u.in[:k])
+	if int64(u.n) > k {
+		lx.x.keep = false // more than the Content-Length: the connection is not clean
+	}
+	u.n = 0
+	if u.remain -= k; u.remain > 0 {
+		return
+	}
+	u.deadline = time.Time{}
+	u.release(lx.x.keep) // upIdle, or closed: deliver sends the body from the response
+	lx.attemptDone(result{status: lx.x.ctx.Response.StatusCode()})
 }
 
 // body passes on the body bytes in u.in, framed as the response says, and ends the request
@@ -603,7 +680,7 @@ func (u *loopUp) body() {
 // ended handles the end of the endpoint's side: an error, or its close.
 func (u *loopUp) ended(err error) {
 	switch {
-	case u.state != upBody:
+	case u.state != upBody: // upHead, upSmall: the attempt failed
 		u.fail(result{fail: failReset, err: err})
 	case u.frame == frameClose && err == io.EOF:
 		c := u.lx.c
@@ -643,7 +720,7 @@ func (u *loopUp) timedOut() {
 	switch u.state {
 	case upConnecting:
 		u.fail(result{fail: failConnect, err: &connectError{err: os.ErrDeadlineExceeded}})
-	case upWriting, upHead:
+	case upWriting, upHead, upSmall:
 		u.fail(result{fail: failTimeout, err: os.ErrDeadlineExceeded})
 	case upBody:
 		u.abort()
