@@ -124,6 +124,7 @@ type stackOpts struct {
 	events  balancer.Events
 	metrics bool
 	loop    bool // serve with a LoopServer (the fasthttp server as its fallback)
+	loops   int  // its event loops; 0 means 1
 }
 
 // testEngine is RINGSIDE_TEST_ENGINE: "loop" serves every stack with a LoopServer, so that
@@ -174,7 +175,7 @@ func newStack(t testing.TB, so stackOpts, backends ...*testBackend) *stack {
 	done := make(chan struct{})
 	var ls *LoopServer
 	if so.loop || testEngine == "loop" {
-		ls, err = NewLoopServer(func(*fasthttp.RequestCtx) *Handler { return h }, srv, so.scfg, 1)
+		ls, err = NewLoopServer(func(*fasthttp.RequestCtx) *Handler { return h }, srv, so.scfg, so.loops)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -349,6 +350,48 @@ func TestLoopBodyCutShort(t *testing.T) {
 	}
 	if st, body, _ := s.get("/"); st != 200 || body != "ok" {
 		t.Fatalf("next request: %d %q", st, body)
+	}
+}
+
+// Several loops share one listener: every connection is served, by whichever loop took it.
+func TestLoopSeveralLoops(t *testing.T) {
+	backends := []*testBackend{startBackend(t, "a", okHandler("A")), startBackend(t, "b", okHandler("B"))}
+	s := newStack(t, stackOpts{loop: true, loops: 3, cfg: Config{Keys: []string{"header:X-User-ID"}}}, backends...)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Go(func() {
+			c, err := net.DialTimeout("tcp", s.addr, 2*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			for i := range 50 {
+				fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: a\r\nX-User-ID: u%d-%d\r\n\r\n", w, i)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || strings.ToLower(string(body)) != resp.Header.Get("X-Backend") {
+					errs <- fmt.Errorf("%d %q from %q", resp.StatusCode, body, resp.Header.Get("X-Backend"))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := s.loop.Stats().Requests; got != 800 {
+		t.Errorf("loops served %d requests, want 800", got)
 	}
 }
 
