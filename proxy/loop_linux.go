@@ -359,6 +359,7 @@ func (l *loop) run() {
 				accepting = false
 				_ = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil)
 				l.closeIdle()
+				l.runReady()
 			}
 			if l.s.abort.Load() {
 				l.closeAll()
@@ -399,6 +400,7 @@ func (l *loop) run() {
 		if l.now.Sub(lastSweep) >= sweepEvery {
 			lastSweep = l.now
 			l.sweep()
+			l.runReady() // a timeout may have ended a request
 		}
 	}
 }
@@ -539,25 +541,33 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 func (l *loop) handover(c *loopClient) {
 	l.remove(c.fd)
 	l.clients--
-	l.s.conns.Add(-1)
-	c.closed = true // to the loop, it is gone
+	c.closed = true // to the loop, it is gone; s.conns counts it until the fallback closes it
 	f := os.NewFile(uintptr(c.fd), "client")
 	c.fd = -1
 	nc, err := net.FileConn(f) // a duplicate, in the runtime's poller
 	f.Close()
 	if err != nil {
+		l.s.conns.Add(-1)
 		l.s.log.Debug("hand over connection", zap.Error(err))
 		return
 	}
 	l.s.handovers.Add(1)
-	pc := &prefixConn{Conn: wrapConn(nc), pre: append([]byte(nil), c.in[:c.n]...)}
+	pc := &prefixConn{Conn: wrapConn(nc), pre: append([]byte(nil), c.in[:c.n]...), conns: &l.s.conns}
 	l.s.handed.Go(func() { _ = l.s.fallback.ServeConn(pc) })
 }
 
-// prefixConn is a connection whose first bytes were already read: Read returns them first.
+// prefixConn is a handed-over connection, whose first bytes were already read: Read returns
+// them first. It stays counted in conns (ServerConfig.MaxConns) until it is closed.
 type prefixConn struct {
 	net.Conn
-	pre []byte
+	pre   []byte
+	conns *atomic.Int64
+	once  sync.Once
+}
+
+func (c *prefixConn) Close() error {
+	c.once.Do(func() { c.conns.Add(-1) })
+	return c.Conn.Close()
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

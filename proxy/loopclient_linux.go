@@ -128,7 +128,9 @@ func (c *loopClient) process() {
 	// connection can still be handed over whole.
 	c.headLen = end
 	c.deadline = time.Time{}
-	c.closeAfter = c.closeAfter || c.eof || req.Header.ConnectionClose()
+	// A client that finished sending (eof) is still answered every whole request it sent;
+	// next closes the connection once none is left.
+	c.closeAfter = c.closeAfter || req.Header.ConnectionClose()
 	l.s.loopRequests.Add(1)
 	c.start(h)
 }

@@ -729,7 +729,9 @@ func (u *loopUp) timedOut() {
 
 // release returns the connection to its pool, or closes it.
 func (u *loopUp) release(keep bool) {
-	if !keep || u.closed || u.l.s.closing.Load() {
+	// hup: the endpoint closed its side (its FIN came with the response, and its edge is
+	// spent): the connection would look open, and take the next request to nobody.
+	if !keep || u.hup || u.closed || u.l.s.closing.Load() {
 		u.close()
 		return
 	}
