@@ -124,8 +124,8 @@ func (c *loopClient) process() {
 		l.handover(c)
 		return
 	}
-	// The head stays in in until the request is sent (consumeHead): up to then, the
-	// connection can still be handed over whole.
+	// The head stays in in until the response (or the proxy's own answer) starts
+	// (consumeHead): up to then, the connection can still be handed over whole.
 	c.headLen = end
 	c.deadline = time.Time{}
 	// A client that finished sending (eof) is still answered every whole request it sent;
@@ -135,8 +135,8 @@ func (c *loopClient) process() {
 	c.start(h)
 }
 
-// consumeHead drops the head of the request in progress from in: it is being sent, or
-// answered, and the connection is the loop's for good.
+// consumeHead drops the head of the request in progress from in: it is being answered, and
+// the connection is the loop's for good.
 func (c *loopClient) consumeHead() {
 	if c.headLen > 0 {
 		c.n = copy(c.in, c.in[c.headLen:c.n])

@@ -95,16 +95,12 @@ func (lx *loopExchange) nextAttempt() {
 			continue
 		}
 		if be.tls || !be.ip.IsValid() {
-			// A loop dials IP addresses in plaintext only. Nothing was sent yet: the goroutine
-			// path takes the whole connection. On a retry, the endpoint is passed over,
-			// unreported: nothing is wrong with it.
-			if !lx.attempted {
-				lx.giveBack()
-				return
-			}
-			ep.Start()
-			ep.Finish(balancer.Outcome{})
-			continue
+			// A loop dials IP addresses in plaintext only. Nothing has gone to the client yet,
+			// and the request's head is still in the client buffer: the goroutine path takes
+			// the whole connection, and serves the request from the start (on a retry, the
+			// request is one that may be sent again, or it would not be retried).
+			lx.giveBack()
+			return
 		}
 		lx.attempted = true
 		lx.attempt++
@@ -122,8 +118,8 @@ func (lx *loopExchange) nextAttempt() {
 	}
 }
 
-// giveBack undoes start, before any attempt, and hands the connection, the request's head
-// still in it, to the goroutine path.
+// giveBack undoes start, before an attempt, and hands the connection, the request's head
+// still in it, to the goroutine path. Attempts already made stay counted.
 func (lx *loopExchange) giveBack() {
 	c, x, h := lx.c, lx.x, lx.h
 	if h.metrics != nil {
@@ -140,7 +136,6 @@ func (lx *loopExchange) giveBack() {
 // send takes a connection to the attempt's endpoint and writes the request on it.
 func (lx *loopExchange) send() {
 	x := lx.x
-	lx.c.consumeHead()
 	// A pooled connection is checked before use as the goroutine path does (see attempt):
 	// always for a request that must not be sent twice, after idleCheck for the others.
 	u, r := lx.c.l.conn(lx.be, lx.start, !x.idempotent)
@@ -231,6 +226,7 @@ func (lx *loopExchange) attemptDone(r result) {
 // deliver sends the response whose header the attempt read, and streams its body.
 func (lx *loopExchange) deliver(status int) {
 	x, c, u := lx.x, lx.c, lx.up
+	c.consumeHead()
 	lx.be.codes.inc(status)
 	lx.status = status
 	resp := &x.ctx.Response
