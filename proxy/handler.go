@@ -277,23 +277,8 @@ func (x *exchange) forward(hash uint64, hasKey bool) int {
 					zap.Stringer("failure", last.fail), zap.Error(last.err))
 			}
 		}
-		retry := attempt < h.cfg.Retry.Attempts && x.shouldRetry(last)
-		if retry && last.fail == failNone {
-			// A 502/503/504 is in hand: drop it only when another endpoint is there to try,
-			// or the client would get our 502 instead of the endpoint's answer.
-			if n, err := pick.Next(); err == nil {
-				next = n
-			} else {
-				retry = false
-			}
-		}
-		if retry && !h.budget.tryRetry(x.ended) {
-			if h.metrics != nil {
-				h.metrics.budget.Inc()
-			}
-			retry = false
-		}
-		if !retry {
+		var retry bool
+		if next, retry = x.retryAfter(&pick, attempt, last, x.ended); !retry {
 			if last.fail == failNone {
 				return x.deliver(be, last.status)
 			}

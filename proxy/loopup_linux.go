@@ -190,21 +190,8 @@ func (lx *loopExchange) attemptDone(r result) {
 				zap.Stringer("failure", r.fail), zap.Error(r.err))
 		}
 	}
-	retry := lx.attempt < h.cfg.Retry.Attempts && x.shouldRetry(r)
-	if retry && r.fail == failNone {
-		if n, err := lx.pick.Next(); err == nil {
-			lx.next = n
-		} else {
-			retry = false
-		}
-	}
-	if retry && !h.budget.tryRetry(l.now) {
-		if h.metrics != nil {
-			h.metrics.budget.Inc()
-		}
-		retry = false
-	}
-	if !retry {
+	var retry bool
+	if lx.next, retry = x.retryAfter(&lx.pick, lx.attempt, r, l.now); !retry {
 		if r.fail == failNone {
 			lx.deliver(r.status)
 			return

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -122,4 +123,30 @@ func (x *exchange) shouldRetry(r result) bool {
 		return true
 	}
 	return r.fail == failNone && retryStatus(r.status)
+}
+
+// retryAfter decides whether the request goes to another endpoint after its attempt-th
+// attempt ended with r at now: the retry policy (shouldRetry), the attempts left, and the
+// budget. For a response in hand (a 502, 503 or 504), it also picks the next endpoint, which
+// it returns: the response is dropped only when another endpoint is there to try, or the
+// client would get the proxy's 502 instead of the endpoint's answer.
+func (x *exchange) retryAfter(pick *balancer.Pick, attempt int, r result, now time.Time) (next *balancer.Endpoint, retry bool) {
+	h := x.h
+	if attempt >= h.cfg.Retry.Attempts || !x.shouldRetry(r) {
+		return nil, false
+	}
+	if r.fail == failNone {
+		n, err := pick.Next()
+		if err != nil {
+			return nil, false
+		}
+		next = n
+	}
+	if !h.budget.tryRetry(now) {
+		if h.metrics != nil {
+			h.metrics.budget.Inc()
+		}
+		return nil, false
+	}
+	return next, true
 }
