@@ -35,9 +35,10 @@ import (
 // plaintext endpoint at an IP address. It reuses the Handler's checks, key extraction,
 // header rewriting, balancer, retry policy, outlier feedback, metrics and access log; only
 // the input and output are its own. Any other request — a body, an upgrade, HTTP/1.0, a
-// header that does not parse — is handed over, with its connection, before a byte of it goes
-// anywhere, to the fasthttp server of the goroutine path, which serves that connection from
-// then on. So what the goroutine path does, the LoopServer does too.
+// header that does not parse, an endpoint given by host name — is handed over, with its
+// connection, to the fasthttp server of the goroutine path before a byte of it goes anywhere
+// (or, on a retry, before a byte reaches the client), and that server serves the connection
+// from then on. So what the goroutine path does, the LoopServer does too.
 //
 // Differences from the goroutine path:
 //   - a chunked response body is passed on as the endpoint framed it, trailers included;
