@@ -191,21 +191,8 @@ func TestReview2LoopHalfClosedPipelined(t *testing.T) {
 	for _, loop := range rv2Engines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop}, b)
-			c, _ := rvDial(t, s.addr)
-			time.Sleep(50 * time.Millisecond)
-			rc, err := c.SyscallConn()
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, 1) })
-			if _, err := io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.CloseWrite(); err != nil {
-				t.Fatal(err)
-			}
-			out, _ := io.ReadAll(c)
-			if n := strings.Count(string(out), "HTTP/1.1 200"); n != 2 {
+			out := halfCloseExchange(t, s.addr, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+			if n := strings.Count(out, "HTTP/1.1 200"); n != 2 {
 				t.Fatalf("%d of 2 pipelined requests answered before the close: %q", n, out)
 			}
 		})

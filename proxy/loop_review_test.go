@@ -65,6 +65,28 @@ func rvDial(t *testing.T, addr string) (*net.TCPConn, *bufio.Reader) {
 	return c.(*net.TCPConn), bufio.NewReader(c)
 }
 
+// halfCloseExchange writes raw on a new connection to addr, corked so that it and the FIN
+// leave in one segment and arrive together, and returns all that comes back until the proxy
+// closes the connection.
+func halfCloseExchange(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, _ := rvDial(t, addr)
+	time.Sleep(50 * time.Millisecond) // accepted, and found empty
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, 1) })
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(c)
+	return string(out)
+}
+
 func rvReadResponse(br *bufio.Reader, method string) (*http.Response, string, error) {
 	resp, err := http.ReadResponse(br, &http.Request{Method: method})
 	if err != nil {
@@ -118,22 +140,8 @@ func TestReviewLoopHalfClosedClientGetsAnswer(t *testing.T) {
 	for _, loop := range engines {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop}, b)
-			c, _ := rvDial(t, s.addr)
-			time.Sleep(50 * time.Millisecond) // accepted, and found empty
-			rc, err := c.SyscallConn()
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Corked: the request and the FIN leave in one segment, so they arrive together.
-			_ = rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, 1) })
-			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.CloseWrite(); err != nil {
-				t.Fatal(err)
-			}
-			out, _ := io.ReadAll(c)
-			if !strings.HasPrefix(string(out), "HTTP/1.1 200") || !strings.HasSuffix(string(out), "ok") {
+			out := halfCloseExchange(t, s.addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			if !strings.HasPrefix(out, "HTTP/1.1 200") || !strings.HasSuffix(out, "ok") {
 				t.Fatalf("got %q, want the 200 response", out)
 			}
 		})
