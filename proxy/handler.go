@@ -137,34 +137,56 @@ type exchange struct {
 func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	x := h.exchanges.Get().(*exchange)
 	x.ctx = ctx
+	x.observeStart()
+	status := x.serve()
+	x.observeEnd(status, ctx.Time(), x.ended)
+	x.reset()
+	h.exchanges.Put(x)
+}
+
+// observeStart samples the request in x.ctx for the access log and counts it in flight.
+func (x *exchange) observeStart() {
+	h := x.h
 	if h.access.sample() {
 		if x.log == nil {
 			x.log = new(entry)
 		}
-		x.log.begin(ctx.Method(), ctx.Request.Header.RequestURI())
+		x.log.begin(x.ctx.Method(), x.ctx.Request.Header.RequestURI())
 	} else if x.log != nil {
 		x.log = nil
 	}
 	if h.metrics != nil {
 		h.metrics.inFlight.Inc()
 	}
-	status := x.serve()
-	if h.metrics != nil || x.log != nil {
-		end := x.ended
-		if end.IsZero() {
-			end = time.Now()
-		}
-		took := end.Sub(ctx.Time())
-		if h.metrics != nil {
-			h.metrics.inFlight.Dec()
-			h.metrics.duration.Observe(took.Seconds())
-		}
-		if x.log != nil {
-			h.access.write(x.log, status, took, x)
-		}
+}
+
+// observeEnd records the end of the request begun at start and answered with status: the
+// metrics and the access log line. end is when it ended; zero reads the clock, which is read
+// only when something is recorded.
+func (x *exchange) observeEnd(status int, start, end time.Time) {
+	h := x.h
+	if h.metrics == nil && x.log == nil {
+		return
 	}
-	x.reset()
-	h.exchanges.Put(x)
+	if end.IsZero() {
+		end = time.Now()
+	}
+	took := end.Sub(start)
+	if h.metrics != nil {
+		h.metrics.inFlight.Dec()
+		h.metrics.duration.Observe(took.Seconds())
+	}
+	if x.log != nil {
+		h.access.write(x.log, status, took, x)
+	}
+}
+
+// logAttemptFailed logs a failed attempt at Debug; nothing is built when Debug is off.
+func (h *Handler) logAttemptFailed(be *backend, attempt int, r result) {
+	if ce := h.log.Check(zap.DebugLevel, "attempt failed"); ce != nil {
+		ce.Write(zap.String("endpoint", be.id), zap.Int("attempt", attempt),
+			zap.Stringer("failure", r.fail), zap.Error(r.err))
+	}
 }
 
 func (x *exchange) reset() {
@@ -272,10 +294,7 @@ func (x *exchange) forward(hash uint64, hasKey bool) int {
 		x.ended = time.Now()
 		ep.Finish(balancer.Outcome{Status: last.status, Failure: last.fail.outcome(), Latency: x.ended.Sub(start)})
 		if last.fail != failNone {
-			if ce := h.log.Check(zap.DebugLevel, "attempt failed"); ce != nil {
-				ce.Write(zap.String("endpoint", be.id), zap.Int("attempt", attempt),
-					zap.Stringer("failure", last.fail), zap.Error(last.err))
-			}
+			h.logAttemptFailed(be, attempt, last)
 		}
 		var retry bool
 		if next, retry = x.retryAfter(&pick, attempt, last, x.ended); !retry {

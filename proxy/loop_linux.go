@@ -252,8 +252,6 @@ type loop struct {
 
 	src bytes.Reader // parsing: a head already whole in a buffer
 	br  *bufio.Reader
-	// scratch is the out buffer of the response head being built.
-	scratch []byte
 }
 
 func newLoop(s *LoopServer, lfd int) (*loop, error) {

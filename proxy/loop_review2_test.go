@@ -21,15 +21,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// rv2Engines is the engines a comparison test runs on: the loop, and the goroutine path as
-// the reference (unless the whole suite runs on loops).
-func rv2Engines() []bool {
-	if testEngine == "loop" {
-		return []bool{true}
-	}
-	return []bool{true, false}
-}
-
 // rv2Backend serves every connection concurrently: it reads requests one after the other and
 // hands each to serve, which writes the answer and says whether to go on with the connection.
 func rv2Backend(t *testing.T, id string, serve func(c net.Conn, br *bufio.Reader, req *http.Request) bool) *testBackend {
@@ -81,7 +72,7 @@ func TestReview2LoopPipelinedAfterSweepTimeout(t *testing.T) {
 		}
 		ctx.SetBodyString("ok")
 	})
-	for _, loop := range rv2Engines() {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop, cfg: Config{ResponseHeaderTimeout: 200 * time.Millisecond}}, b)
 			c, br := rvDial(t, s.addr)
@@ -106,7 +97,7 @@ func TestReview2LoopIdleTimeoutAfterSweepTimeout(t *testing.T) {
 		time.Sleep(1500 * time.Millisecond)
 		ctx.SetBodyString("ok")
 	})
-	for _, loop := range rv2Engines() {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop, cfg: Config{ResponseHeaderTimeout: 200 * time.Millisecond},
 				scfg: ServerConfig{IdleTimeout: 300 * time.Millisecond}}, b)
@@ -136,7 +127,7 @@ func TestReview2LoopRetrySkipsHostnameEndpoint(t *testing.T) {
 	_, port, _ := net.SplitHostPort(real.addr)
 	named := &testBackend{id: "b", addr: net.JoinHostPort("localhost", port)}
 	dead := &testBackend{id: "a", addr: refusingAddr(t)}
-	for _, loop := range rv2Engines() {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop, cfg: Config{Keys: []string{"header:X-User-ID"}}}, dead, named)
 			failed := 0
@@ -166,7 +157,7 @@ func TestReview2LoopRetrySkipsHostnameEndpoint(t *testing.T) {
 // accept lets a new one in past the cap (the fallback's Concurrency only caps its own).
 func TestReview2LoopMaxConnsIgnoresHandedOver(t *testing.T) {
 	b := startBackend(t, "a", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") })
-	for _, loop := range rv2Engines() {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop, scfg: ServerConfig{MaxConns: 1}}, b)
 			first, br1 := rvDial(t, s.addr)
@@ -188,7 +179,7 @@ func TestReview2LoopMaxConnsIgnoresHandedOver(t *testing.T) {
 // request is whole in c.in. fasthttp answers both.
 func TestReview2LoopHalfClosedPipelined(t *testing.T) {
 	b := startBackend(t, "a", okHandler("ok"))
-	for _, loop := range rv2Engines() {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop}, b)
 			out := halfCloseExchange(t, s.addr, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -218,7 +209,7 @@ func TestReview2LoopPooledConnFINEdgeLost(t *testing.T) {
 		_, _ = io.Copy(io.Discard, br)
 		return false
 	})
-	for _, loop := range rv2Engines() {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop, cfg: Config{ResponseHeaderTimeout: time.Second}}, b)
 			if st, body, _ := s.get("/"); st != 200 || body != "ok" {

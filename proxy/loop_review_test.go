@@ -53,6 +53,15 @@ func rvChild(t *testing.T, scenario func(t *testing.T)) {
 	}
 }
 
+// loopEngines is the engines a comparison test runs on: the loop, and the goroutine path as
+// the reference it must match (unless the whole suite runs on loops).
+func loopEngines() []bool {
+	if testEngine == "loop" {
+		return []bool{true}
+	}
+	return []bool{true, false}
+}
+
 // rvDial opens a client connection with an overall deadline.
 func rvDial(t *testing.T, addr string) (*net.TCPConn, *bufio.Reader) {
 	t.Helper()
@@ -133,11 +142,7 @@ func TestReviewLoopHandoverFromIdleCrashes(t *testing.T) {
 // fasthttp (the goroutine path) answers the request.
 func TestReviewLoopHalfClosedClientGetsAnswer(t *testing.T) {
 	b := startBackend(t, "a", okHandler("ok"))
-	engines := []bool{true}
-	if testEngine != "loop" {
-		engines = append(engines, false)
-	}
-	for _, loop := range engines {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop}, b)
 			out := halfCloseExchange(t, s.addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -156,11 +161,7 @@ func TestReviewLoopHostnameEndpoint(t *testing.T) {
 	real := startBackend(t, "a", okHandler("ok"))
 	_, port, _ := net.SplitHostPort(real.addr)
 	b := &testBackend{id: "a", addr: net.JoinHostPort("localhost", port)}
-	engines := []bool{true}
-	if testEngine != "loop" {
-		engines = append(engines, false)
-	}
-	for _, loop := range engines {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop}, b)
 			if st, body, _ := s.get("/"); st != 200 || body != "ok" {
@@ -180,11 +181,7 @@ func TestReviewLoopResponseHeaderOverRequestLimit(t *testing.T) {
 		ctx.Response.Header.Set("X-Big", big)
 		ctx.SetBodyString("ok")
 	})
-	engines := []bool{true}
-	if testEngine != "loop" {
-		engines = append(engines, false)
-	}
-	for _, loop := range engines {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop, scfg: ServerConfig{MaxRequestHeaderSize: 1024}}, b)
 			if st, body, _ := s.get("/"); st != 200 || body != "ok" {
@@ -437,11 +434,7 @@ func TestReviewLoopPipelinedOwnAnswersRecurse(t *testing.T) {
 func TestReviewLoopSmallBodyCutShortRetried(t *testing.T) {
 	bad := startRawBackend(t, "bad", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
 	good := startBackend(t, "good", okHandler("0123456789"))
-	engines := []bool{true}
-	if testEngine != "loop" {
-		engines = append(engines, false)
-	}
-	for _, loop := range engines {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop, cfg: Config{Keys: []string{"header:X-User-ID"}}}, bad, good)
 			failed := 0
@@ -507,11 +500,7 @@ func TestReviewLoopEarlyResponseWhileWriting(t *testing.T) {
 		fmt.Fprintf(&raw, line, i)
 	}
 	raw.WriteString("\r\n")
-	engines := []bool{true}
-	if testEngine != "loop" {
-		engines = append(engines, false)
-	}
-	for _, loop := range engines {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop, cfg: Config{ResponseHeaderTimeout: 3 * time.Second},
 				scfg: ServerConfig{MaxRequestHeaderSize: 8 << 20}}, b)
@@ -535,11 +524,7 @@ func TestReviewLoopEarlyResponseWhileWriting(t *testing.T) {
 // ones over the cap.
 func TestReviewLoopMaxConns(t *testing.T) {
 	b := startBackend(t, "a", okHandler("ok"))
-	engines := []bool{true}
-	if testEngine != "loop" {
-		engines = append(engines, false)
-	}
-	for _, loop := range engines {
+	for _, loop := range loopEngines() {
 		t.Run(fmt.Sprintf("loop=%v", loop), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: loop, scfg: ServerConfig{MaxConns: 1}}, b)
 			first, br1 := rvDial(t, s.addr)

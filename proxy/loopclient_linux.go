@@ -277,6 +277,16 @@ func zoneName(id uint32) string {
 	return strconv.Itoa(int(id))
 }
 
+// appendHead queues the response head h for the client, saying Connection: close when the
+// connection closes after it: the client asked, close is set, or the server is shutting down.
+func (c *loopClient) appendHead(h *fasthttp.ResponseHeader, close bool) {
+	if close || c.closeAfter || c.l.s.closing.Load() {
+		c.closeAfter = true
+		h.SetConnectionClose()
+	}
+	c.out = appendResponseHead(c.out, h)
+}
+
 // appendResponseHead appends the response line and header of h as sent to a client: always
 // HTTP/1.1, the endpoint's headers as they are (no Date or Server of the proxy's own).
 func appendResponseHead(dst []byte, h *fasthttp.ResponseHeader) []byte {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"go.uber.org/zap"
 
 	"github.com/ringside-proxy/ringside/proxy/balancer"
 )
@@ -23,14 +22,13 @@ type loopExchange struct {
 	h *Handler
 	x *exchange
 
-	pick      balancer.Pick
-	attempt   int
-	attempted bool
-	last      result
-	next      *balancer.Endpoint // a retry's endpoint, chosen before a response is dropped
-	ep        *balancer.Endpoint // the current attempt's, between Start and Finish
-	be        *backend
-	up        *loopUp
+	pick    balancer.Pick
+	attempt int // attempts made so far
+	last    result
+	next    *balancer.Endpoint // a retry's endpoint, chosen before a response is dropped
+	ep      *balancer.Endpoint // the current attempt's, between Start and Finish
+	be      *backend
+	up      *loopUp
 
 	began    time.Time // the request's arrival
 	start    time.Time // the current attempt's start
@@ -38,8 +36,6 @@ type loopExchange struct {
 	stale    int       // connections found closed or stale by this attempt
 	status   int
 }
-
-var errLoopAddr = errors.New("event loop: endpoint address is not an IP address and port, or is TLS")
 
 // start begins the request in c.ctx on h.
 func (c *loopClient) start(h *Handler) {
@@ -49,17 +45,7 @@ func (c *loopClient) start(h *Handler) {
 	resp := &c.ctx.Response
 	resp.Reset()
 	resp.Header.SetNoDefaultContentType(true)
-	if h.access.sample() {
-		if x.log == nil {
-			x.log = new(entry)
-		}
-		x.log.begin(c.ctx.Method(), c.ctx.Request.Header.RequestURI())
-	} else if x.log != nil {
-		x.log = nil
-	}
-	if h.metrics != nil {
-		h.metrics.inFlight.Inc()
-	}
+	x.observeStart()
 	lx := &c.lx
 	*lx = loopExchange{c: c, h: h, x: x, began: l.now, start: l.now}
 	c.x = lx
@@ -81,7 +67,7 @@ func (lx *loopExchange) nextAttempt() {
 		if ep == nil {
 			var err error
 			if ep, err = lx.pick.Next(); err != nil {
-				if lx.attempted && errors.Is(err, balancer.ErrExhausted) {
+				if lx.attempt > 0 && errors.Is(err, balancer.ErrExhausted) {
 					lx.respondOwn(x.failed(lx.last))
 					return
 				}
@@ -102,7 +88,6 @@ func (lx *loopExchange) nextAttempt() {
 			lx.giveBack()
 			return
 		}
-		lx.attempted = true
 		lx.attempt++
 		if x.log != nil {
 			x.log.endpoint, x.log.attempts = be.id, lx.attempt
@@ -185,10 +170,7 @@ func (lx *loopExchange) attemptDone(r result) {
 	lx.ep.Finish(balancer.Outcome{Status: r.status, Failure: r.fail.outcome(), Latency: l.now.Sub(lx.start)})
 	lx.ep = nil
 	if r.fail != failNone {
-		if ce := h.log.Check(zap.DebugLevel, "attempt failed"); ce != nil {
-			ce.Write(zap.String("endpoint", lx.be.id), zap.Int("attempt", lx.attempt),
-				zap.Stringer("failure", r.fail), zap.Error(r.err))
-		}
+		h.logAttemptFailed(lx.be, lx.attempt, r)
 	}
 	var retry bool
 	if lx.next, retry = x.retryAfter(&lx.pick, lx.attempt, r, l.now); !retry {
@@ -222,11 +204,7 @@ func (lx *loopExchange) deliver(status int) {
 		// The body, if any, was read whole with the header (see head), and the connection
 		// is back in the pool or closed.
 		lx.up = nil
-		if c.closeAfter || c.l.s.closing.Load() {
-			c.closeAfter = true
-			resp.Header.SetConnectionClose()
-		}
-		c.out = appendResponseHead(c.out, &resp.Header)
+		c.appendHead(&resp.Header, false)
 		c.out = append(c.out, resp.Body()...)
 		lx.finish()
 		c.flush()
@@ -247,11 +225,7 @@ func (lx *loopExchange) deliver(status int) {
 		u.frame, u.keep = frameClose, false
 		resp.Header.SetContentLength(-1)
 	}
-	if c.closeAfter || c.l.s.closing.Load() {
-		c.closeAfter = true
-		resp.Header.SetConnectionClose()
-	}
-	c.out = appendResponseHead(c.out, &resp.Header)
+	c.appendHead(&resp.Header, false)
 	u.state = upBody
 	u.deadline = c.l.now.Add(lx.h.cfg.StreamIdleTimeout)
 	u.body()
@@ -269,11 +243,7 @@ func (lx *loopExchange) respondOwn(status int) {
 	resp := &x.ctx.Response
 	body := resp.Body()
 	resp.Header.SetContentLength(len(body))
-	if resp.ConnectionClose() || c.l.s.closing.Load() {
-		c.closeAfter = true
-		resp.Header.SetConnectionClose()
-	}
-	c.out = appendResponseHead(c.out, &resp.Header)
+	c.appendHead(&resp.Header, resp.ConnectionClose())
 	if !x.ctx.IsHead() {
 		c.out = append(c.out, body...)
 	}
@@ -286,16 +256,7 @@ func (lx *loopExchange) respondOwn(status int) {
 // frees the client connection for its next request.
 func (lx *loopExchange) finish() {
 	x, h, c := lx.x, lx.h, lx.c
-	if h.metrics != nil || x.log != nil {
-		took := c.l.now.Sub(lx.began)
-		if h.metrics != nil {
-			h.metrics.inFlight.Dec()
-			h.metrics.duration.Observe(took.Seconds())
-		}
-		if x.log != nil {
-			h.access.write(x.log, lx.status, took, x)
-		}
-	}
+	x.observeEnd(lx.status, lx.began, c.l.now)
 	x.reset()
 	h.exchanges.Put(x)
 	*lx = loopExchange{}
@@ -395,9 +356,6 @@ func (l *loop) conn(be *backend, start time.Time, check bool) (*loopUp, result) 
 	// other loops' are not seen, so with several loops it is a cap per loop.
 	if max := be.hc.MaxConns; max > 0 && p.open+be.hc.ConnsCount() >= max {
 		return nil, result{fail: failPoolFull, err: fasthttp.ErrNoFreeConns}
-	}
-	if be.tls || !be.ip.IsValid() {
-		return nil, result{fail: failConnect, err: &connectError{err: errLoopAddr}}
 	}
 	fd, connecting, err := dialNonblock(be)
 	if err != nil {
