@@ -9,15 +9,15 @@ import (
 )
 
 // maxStaleRetries bounds how many pooled connections one attempt may find closed by the
-// endpoint before it gives up (see attempt).
+// endpoint after it sent the request on them (see attempt).
 const maxStaleRetries = 2
 
-// idleCheck is how long a pooled connection may sit idle before it is checked for being
-// closed, or for bytes nobody asked for, before a request goes out on it: below the idle
-// timeouts endpoints use (seconds), and above the time a connection waits in the pool under
-// load, even spread over thousands of endpoints, so that the check (a system call) is rare
-// there. A 408 met on a connection idle for less is caught after the fact (attempt).
-const idleCheck = time.Second
+// maxDirtyConns bounds how many pooled connections one attempt may find closed or unclean
+// before it sends anything, and close, before it gives up as if the pool were full: each such
+// connection is closed, so the pool empties long before this in practice.
+const maxDirtyConns = 64
+
+var errNoCleanConn = errors.New("no clean pooled connection")
 
 // smallBody is the largest response body (with a Content-Length) read whole during the
 // attempt: the connection goes back to the pool before the client is written to, and a body
@@ -43,6 +43,7 @@ func (x *exchange) attempt(be *backend, start time.Time) result {
 	if t := x.h.cfg.Retry.PerTryTimeout; t > 0 {
 		deadline = start.Add(t)
 	}
+	dirty := 0
 	for stale := 0; ; stale++ {
 		cc, err := be.hc.AcquireConn(0, false)
 		if err != nil {
@@ -50,26 +51,31 @@ func (x *exchange) attempt(be *backend, start time.Time) result {
 		}
 		x.up = upConn{hc: be.hc, bufs: be.bufs, cc: cc, c: cc.Conn()}
 		reused := cc.CreatedTime().Before(start)
-		// A pooled connection the endpoint closed while it sat idle says nothing about the
-		// endpoint: take another. A request that may be sent twice whatever happens to it on
-		// the way (idempotent, its body not streamed) just tries, and goes again on the
-		// first-byte failure such a connection gives; any other is sent only on a connection
-		// seen open. So is any request on a connection idle for idleCheck or longer: an
-		// endpoint that answers an idle connection with a 408 before closing it leaves a
-		// response on it that nobody asked for, which would be taken for this request's.
-		repeatable := x.idempotent && x.bodyMode != bodyStreamed
-		check := !repeatable || start.Sub(cc.LastUseTime()) >= idleCheck
-		if reused && check && stale < maxStaleRetries && !connAlive(x.up.c) {
+		// A pooled connection is used only when it is known clean: nothing arrived on it since
+		// its last response ended (see upConn.release for what was buffered then). Bytes
+		// nobody asked for - a second response, a body on a HEAD, 204 or 304, more than the
+		// Content-Length said - would be taken for this request's answer; an end of stream
+		// means the endpoint closed it while it sat idle, which says nothing about the
+		// endpoint. Either way it is closed and another taken, before anything is sent.
+		if reused && !connAlive(x.up.c) {
 			x.up.release(false)
+			if dirty++; dirty == maxDirtyConns {
+				return result{fail: failPoolFull, err: errNoCleanConn}
+			}
+			stale--
 			continue
 		}
 		r := x.roundTrip(start, deadline)
+		// The endpoint may still close a connection just after the check. A request that may
+		// be sent twice whatever happens to it on the way (idempotent, its body not streamed)
+		// goes again on the first-byte failure that gives.
+		repeatable := x.idempotent && x.bodyMode != bodyStreamed
 		if reused && repeatable && stale < maxStaleRetries {
 			if r.fail == failReset && isStale(r.err) {
 				continue
 			}
-			// The same 408, had it come in after the check, or on a connection too recently
-			// used to be checked: it is not the endpoint's answer to this request, which is
+			// A 408 that came in after the check (an endpoint answers an idle connection with
+			// one before closing it): it is not the endpoint's answer to this request, which is
 			// sent again on another connection (this one is closed: roundTrip kept it out of
 			// the pool).
 			if r.fail == failNone && r.status == fasthttp.StatusRequestTimeout {

@@ -121,8 +121,8 @@ func (lx *loopExchange) giveBack() {
 // send takes a connection to the attempt's endpoint and writes the request on it.
 func (lx *loopExchange) send() {
 	x := lx.x
-	// A pooled connection is checked before use as the goroutine path does (see attempt):
-	// always for a request that must not be sent twice, after idleCheck for the others.
+	// A pooled connection is peeked at before use always for a request that must not be sent
+	// twice, after idleCheck for the others (see idleCheck).
 	u, r := lx.c.l.conn(lx.be, lx.start, !x.idempotent)
 	if u == nil {
 		lx.attemptDone(r)
@@ -326,6 +326,13 @@ type loopUp struct {
 	// readable and hup are loopClient's.
 	readable, hup bool
 }
+
+// idleCheck is how long a loop's pooled connection may sit idle before it is peeked at before
+// use. A loop learns that an idle connection turned readable (closed, or bytes nobody asked
+// for) from its epoll event, and closes it then (loopUp.event); the peek covers an event not
+// yet delivered: rare under load, when connections wait in the pool for microseconds, and
+// likely after a pause, when the endpoint's idle timeout may have just closed it.
+const idleCheck = time.Second
 
 // loopPool is a loop's connections to one endpoint.
 type loopPool struct {

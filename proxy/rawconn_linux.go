@@ -43,7 +43,7 @@ type rawConn struct {
 
 	peekBuf [1]byte
 	alive   bool
-	peekFn  func(uintptr) bool
+	peekCtl func(uintptr)
 }
 
 // wrapConn returns c with raw reads and writes when it is a *net.TCPConn, else c itself.
@@ -57,7 +57,7 @@ func wrapConn(c net.Conn) net.Conn {
 		return c
 	}
 	r := &rawConn{TCPConn: tc, rc: rc}
-	r.readFn, r.writeFn, r.peekFn = r.doRead, r.doWrite, r.doPeek
+	r.readFn, r.writeFn, r.peekCtl = r.doRead, r.doWrite, r.doPeek
 	return r
 }
 
@@ -135,20 +135,20 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *rawConn) doPeek(fd uintptr) bool {
+func (c *rawConn) doPeek(fd uintptr) {
 	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	c.alive = errno == syscall.EAGAIN
-	return true // never wait for readiness
 }
 
 // peekAlive is connAlive for a rawConn, without its allocations: a peek that does not wait
-// finds nothing to read.
+// finds nothing to read. It goes through Control, not Read, so that neither a deadline that
+// has passed nor the poller is involved: the peek never waits.
 func (c *rawConn) peekAlive() bool {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.alive = false
-	err := c.rc.Read(c.peekFn)
+	err := c.rc.Control(c.peekCtl)
 	return err == nil && c.alive
 }
 

@@ -22,13 +22,16 @@ type upConn struct {
 	br   *bufio.Reader // from bufs, once the request is written; owned by whoever holds u
 }
 
-// release gives the connection back to the pool when reuse is true and closes it otherwise,
-// and the reader back to bufs. It is a no-op on a released connection.
+// release gives the connection back to the pool when reuse is true and it is clean, and
+// closes it otherwise, and the reader back to bufs. Clean: nothing is buffered beyond the
+// response just read (what arrives later is caught before the next use, see attempt). It
+// is a no-op on a released connection.
 func (u *upConn) release(reuse bool) {
 	if u.cc == nil {
 		return
 	}
 	if u.br != nil {
+		reuse = reuse && u.br.Buffered() == 0
 		u.bufs.putReader(u.br)
 	}
 	if reuse {
