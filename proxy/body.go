@@ -109,7 +109,7 @@ func (x *exchange) copyBody(bw *bufio.Writer, c net.Conn) error {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			_ = c.SetWriteDeadline(time.Now().Add(idle))
+			_ = c.SetWriteDeadline(sooner(x.deadline, time.Now().Add(idle)))
 			if werr := writeData(bw, buf[:n], chunked); werr != nil {
 				return werr
 			}
@@ -150,8 +150,8 @@ func writeData(bw *bufio.Writer, p []byte, chunked bool) error {
 }
 
 // clientReader reads the client's request body, extending the client connection's read
-// deadline by Config.StreamIdleTimeout before each read, and marks its errors as
-// *clientError.
+// deadline by Config.StreamIdleTimeout (up to Config.RequestTimeout's end) before each read,
+// and marks its errors as *clientError.
 type clientReader struct {
 	ctx *exchange
 	r   io.Reader
@@ -159,7 +159,7 @@ type clientReader struct {
 
 func (r clientReader) Read(p []byte) (int, error) {
 	if c := r.ctx.ctx.Conn(); c != nil {
-		_ = c.SetReadDeadline(time.Now().Add(r.ctx.h.cfg.StreamIdleTimeout))
+		_ = c.SetReadDeadline(sooner(r.ctx.deadline, time.Now().Add(r.ctx.h.cfg.StreamIdleTimeout)))
 	}
 	n, err := r.r.Read(p)
 	if err != nil && err != io.EOF {

@@ -37,9 +37,17 @@ type Config struct {
 	ResponseHeaderTimeout time.Duration
 	// StreamIdleTimeout bounds every pause while a body streams, in either direction, on
 	// either connection: reading the client's request body, writing it upstream, reading the
-	// response body, writing it to the client. Default 5m (long enough for server-sent events
-	// with sparse heartbeats).
+	// response body, writing it to the client. A response body that pauses longer is broken
+	// off: the client's connection is closed, so that the client sees a truncated body, never
+	// a hang, and the abort is logged and counted. Default 30s: a healthy endpoint sends a
+	// byte far more often (server-sent events need heartbeats below it, or a higher value).
 	StreamIdleTimeout time.Duration
+	// RequestTimeout bounds the whole exchange, from the request's arrival to the last byte
+	// of the response body, retries included (upgraded connections excepted: they have
+	// TunnelIdleTimeout). Before the response header is sent, it ends the attempt under way
+	// as a timeout (504, no retry); after, the response is broken off as StreamIdleTimeout
+	// does. Default 0: no limit.
+	RequestTimeout time.Duration
 	// TunnelIdleTimeout closes an upgraded (WebSocket) connection after this long without a
 	// byte in either direction. Default 1h.
 	TunnelIdleTimeout time.Duration
@@ -96,7 +104,7 @@ var ErrBadConfig = errors.New("bad proxy config")
 // The defaults.
 const (
 	defaultResponseHeaderTimeout = 30 * time.Second
-	defaultStreamIdleTimeout     = 5 * time.Minute
+	defaultStreamIdleTimeout     = 30 * time.Second
 	defaultTunnelIdleTimeout     = time.Hour
 	defaultMaxTunnels            = 10000
 	defaultAttempts              = 3
@@ -129,7 +137,8 @@ func (c Config) withDefaults() (Config, error) {
 	c.ResponseHeaderTimeout = orDefault(c.ResponseHeaderTimeout, defaultResponseHeaderTimeout)
 	c.StreamIdleTimeout = orDefault(c.StreamIdleTimeout, defaultStreamIdleTimeout)
 	c.TunnelIdleTimeout = orDefault(c.TunnelIdleTimeout, defaultTunnelIdleTimeout)
-	if c.ResponseHeaderTimeout < 0 || c.StreamIdleTimeout < 0 || c.TunnelIdleTimeout < 0 || c.Retry.PerTryTimeout < 0 {
+	if c.ResponseHeaderTimeout < 0 || c.StreamIdleTimeout < 0 || c.TunnelIdleTimeout < 0 || c.Retry.PerTryTimeout < 0 ||
+		c.RequestTimeout < 0 {
 		bad("timeouts must be >= 0")
 	}
 	c.MaxTunnels = orDefault(c.MaxTunnels, defaultMaxTunnels)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -39,9 +40,9 @@ var errInterim = errors.New("too many interim (1xx) responses")
 // sent. So the attempt runs the exchange itself over the HostClient's pool (AcquireConn,
 // ReleaseConn, CloseConn), with the Transport's buffers (connBufs) and fasthttp's header codec.
 func (x *exchange) attempt(be *backend, start time.Time) result {
-	var deadline time.Time
+	deadline := x.deadline
 	if t := x.h.cfg.Retry.PerTryTimeout; t > 0 {
-		deadline = start.Add(t)
+		deadline = sooner(deadline, start.Add(t))
 	}
 	dirty := 0
 	for stale := 0; ; stale++ {
@@ -125,8 +126,9 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 	if streamed {
 		x.bodyDone = true
 		sent = time.Now()
+		deadline = x.deadline
 		if t := cfg.Retry.PerTryTimeout; t > 0 {
-			deadline = sent.Add(t) // an upload takes what it takes
+			deadline = sooner(deadline, sent.Add(t)) // an upload takes what it takes
 		}
 	}
 
@@ -178,8 +180,25 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 			return fail(err)
 		}
 		up.release(x.keep)
+	case cl > 0:
+		// A larger body streams, but its first byte is still part of the attempt, under the
+		// same deadline: until it comes nothing has reached the client, and an endpoint that
+		// stalls after its header is retried or answered 504 like any other.
+		if err := firstByte(up.br); err != nil {
+			return fail(err)
+		}
 	}
 	return result{status: status}
+}
+
+// firstByte waits for the first byte of a response body. An end of stream there is a body cut
+// short, not a connection found closed (see isStale).
+func firstByte(br *bufio.Reader) error {
+	_, err := br.Peek(1)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // readBody appends exactly n bytes from br to the response body.
@@ -204,4 +223,12 @@ func earliest(deadline, t time.Time) time.Time {
 		return deadline
 	}
 	return t
+}
+
+// sooner returns the earlier of two deadlines, either of which may be zero (none).
+func sooner(a, b time.Time) time.Time {
+	if a.IsZero() {
+		return b
+	}
+	return earliest(b, a)
 }

@@ -123,6 +123,7 @@ type exchange struct {
 	// then waited for the client's body; each attempt's end is the next one's start.
 	bodyWaited bool      // prepareBody read the body from the client
 	ended      time.Time // when the last attempt ended; zero if none ran
+	deadline   time.Time // Config.RequestTimeout's end; zero for none
 
 	// Buffers reused from request to request.
 	drop    []byte // names of the request headers to drop (reqScan.drop)
@@ -251,6 +252,9 @@ func (x *exchange) begin(now time.Time) (hash uint64, hasKey bool, status int, o
 	if x.upgrade && !x.reserveTunnel() {
 		return 0, false, x.reject(fasthttp.StatusServiceUnavailable, "too many upgraded connections"), false
 	}
+	if t := h.cfg.RequestTimeout; t > 0 {
+		x.deadline = now.Add(t)
+	}
 	h.budget.request(now)
 	return hash, hasKey, 0, true
 }
@@ -340,7 +344,7 @@ func (x *exchange) deliver(be *backend, status int) int {
 	}
 	resp := &x.ctx.Response
 	cl := resp.Header.ContentLength()
-	s := newRespStream(&x.h.track, x.up, x.ctx.Conn(), x.h.cfg.StreamIdleTimeout, cl, x.keep)
+	s := newRespStream(x.h, be, x.up, x.ctx.Conn(), x.deadline, cl, x.keep)
 	x.up = upConn{}
 	if cl < 0 && !x.ctx.Request.Header.IsHTTP11() {
 		x.deliverUntilClose(s)
@@ -348,8 +352,11 @@ func (x *exchange) deliver(be *backend, status int) int {
 	}
 	if cl < 0 {
 		cl = -1
-		resp.ImmediateHeaderFlush = true // a stream of events must not wait for its first one
 	}
+	// The header goes out at once: a stream of events must not wait for its first one, and a
+	// body broken off later must reach the client as a truncated body after its header, not
+	// as an empty reply (a body of known length has sent its first byte already, firstByte).
+	resp.ImmediateHeaderFlush = true
 	resp.SetBodyStream(s, cl)
 	return status
 }

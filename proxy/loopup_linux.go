@@ -94,9 +94,9 @@ func (lx *loopExchange) nextAttempt() {
 		}
 		ep.Start()
 		lx.ep, lx.be, lx.stale = ep, be, 0
-		lx.deadline = time.Time{}
+		lx.deadline = x.deadline
 		if t := lx.h.cfg.Retry.PerTryTimeout; t > 0 {
-			lx.deadline = lx.start.Add(t)
+			lx.deadline = sooner(lx.deadline, lx.start.Add(t))
 		}
 		lx.send()
 		return
@@ -227,8 +227,14 @@ func (lx *loopExchange) deliver(status int) {
 	}
 	c.appendHead(&resp.Header, false)
 	u.state = upBody
-	u.deadline = c.l.now.Add(lx.h.cfg.StreamIdleTimeout)
+	u.deadline = lx.bodyDeadline()
 	u.body()
+}
+
+// bodyDeadline is the deadline of the response body's next step: StreamIdleTimeout from now,
+// up to RequestTimeout's end.
+func (lx *loopExchange) bodyDeadline() time.Time {
+	return sooner(lx.x.deadline, lx.c.l.now.Add(lx.h.cfg.StreamIdleTimeout))
 }
 
 // respondOwn sends the proxy's own answer, which x has put in the response, and ends the
@@ -294,6 +300,7 @@ const (
 	upWriting                 // writing the request
 	upHead                    // waiting for the response header
 	upSmall                   // reading a small body whole, within the attempt
+	upFirst                   // waiting for the first byte of a larger body, within the attempt
 	upBody                    // passing the response body on
 )
 
@@ -475,7 +482,7 @@ func (u *loopUp) write() {
 
 // read reads the response: its header, then its body, passed on to the client.
 func (u *loopUp) read() {
-	for u.readable && !u.closed && !u.paused && (u.state == upHead || u.state == upSmall || u.state == upBody) {
+	for u.readable && !u.closed && !u.paused && u.state >= upHead {
 		if u.n == len(u.in) {
 			// Only a header can fill the buffer: a body is passed on as it comes.
 			u.fail(result{fail: failReset, err: errors.New("response header too large")})
@@ -508,8 +515,11 @@ func (u *loopUp) read() {
 			u.head()
 		case upSmall:
 			u.small()
+		case upFirst:
+			u.deadline = time.Time{}
+			u.lx.attemptDone(result{status: u.lx.x.ctx.Response.StatusCode()})
 		default:
-			u.deadline = u.l.now.Add(u.lx.h.cfg.StreamIdleTimeout)
+			u.deadline = u.lx.bodyDeadline()
 			u.body()
 		}
 	}
@@ -554,6 +564,14 @@ func (u *loopUp) head() {
 			u.state, u.remain = upSmall, int64(cl)
 			resp.ResetBody() // a failed attempt's may be there
 			u.small()
+			return
+		}
+		if cl > 0 && u.n == 0 && !x.ctx.IsHead() && st != fasthttp.StatusNoContent && st != fasthttp.StatusNotModified {
+			// A larger body streams, but its first byte is still part of the attempt, as on
+			// the goroutine path (see firstByte): until it comes nothing has reached the
+			// client, and an endpoint that stalls after its header is retried or answered
+			// 504 like any other. The deadline stays the header's.
+			u.state = upFirst
 			return
 		}
 		u.deadline = time.Time{}
@@ -602,7 +620,7 @@ func (u *loopUp) body() {
 		k, done, err := u.chunks.scan(p)
 		c.out = append(c.out, p[:k]...)
 		if err != nil {
-			u.abort()
+			u.abort(abortEndpoint, err)
 			return
 		}
 		if done && k < len(p) {
@@ -637,7 +655,7 @@ func (u *loopUp) ended(err error) {
 		u.lx.bodyDone(u)
 		c.flush()
 	default:
-		u.abort() // the body was cut short
+		u.abort(abortEndpoint, err) // the body was cut short
 	}
 }
 
@@ -649,11 +667,12 @@ func (u *loopUp) fail(r result) {
 	u.lx.attemptDone(r)
 }
 
-// abort breaks off a response whose body went wrong after its header was sent: the client's
-// connection is closed, as the goroutine path does.
-func (u *loopUp) abort() {
+// abort breaks off a response whose body went wrong after its header was sent, for why: the
+// client's connection is closed, as the goroutine path does, and the abort reported.
+func (u *loopUp) abort(why abortReason, err error) {
 	lx := u.lx
 	c := lx.c
+	lx.h.bodyAborted(lx.be, why, err)
 	lx.up = nil
 	u.close()
 	c.closeAfter = true
@@ -668,10 +687,10 @@ func (u *loopUp) timedOut() {
 	switch u.state {
 	case upConnecting:
 		u.fail(result{fail: failConnect, err: &connectError{err: os.ErrDeadlineExceeded}})
-	case upWriting, upHead, upSmall:
+	case upWriting, upHead, upSmall, upFirst:
 		u.fail(result{fail: failTimeout, err: os.ErrDeadlineExceeded})
 	case upBody:
-		u.abort()
+		u.abort(abortCause(os.ErrDeadlineExceeded, u.lx.x.deadline, u.l.now), os.ErrDeadlineExceeded)
 	}
 }
 

@@ -22,6 +22,9 @@ import (
 //	ringside_endpoint_returns_total{upstream,endpoint} returns from ejection
 //	ringside_endpoints{upstream,state}                endpoints by balancer state
 //	ringside_tunnels_open{upstream}                   upgraded connections open
+//	ringside_response_body_aborts_total{upstream,reason} response bodies broken off after their
+//	                                                  header was sent: idle_timeout,
+//	                                                  request_timeout, endpoint
 //
 // The series of an upstream and of an endpoint are resolved once (at New, and when the
 // balancer adds the endpoint), never per request; an endpoint's series are deleted when it
@@ -37,6 +40,7 @@ type Metrics struct {
 	returns         *prometheus.CounterVec
 	endpoints       *prometheus.GaugeVec
 	tunnels         *prometheus.GaugeVec
+	aborts          *prometheus.CounterVec
 }
 
 // Interface guard.
@@ -83,11 +87,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ringside_tunnels_open",
 			Help: "Upgraded (WebSocket) connections open, by upstream.",
 		}, []string{"upstream"}),
+		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ringside_response_body_aborts_total",
+			Help: "Response bodies broken off after their header was sent (the client's connection closed), by reason.",
+		}, []string{"upstream", "reason"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{
 			m.requests, m.duration, m.inFlight, m.retries, m.budgetExhausted,
-			m.ejections, m.returns, m.endpoints, m.tunnels,
+			m.ejections, m.returns, m.endpoints, m.tunnels, m.aborts,
 		} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register proxy metrics: %w", err)
@@ -145,6 +153,7 @@ type upstreamMetrics struct {
 	budget   prometheus.Counter
 	retries  [failClient + 1]prometheus.Counter // by failKind; failNone is "status"
 	local    *codeCounters                      // the proxy's own responses
+	aborts   [numAbortReasons]prometheus.Counter
 }
 
 // upstream resolves the series of an upstream; nil without metrics.
@@ -158,6 +167,9 @@ func (m *Metrics) upstream(name string) *upstreamMetrics {
 		tunnels:  m.tunnels.WithLabelValues(name),
 		budget:   m.budgetExhausted.WithLabelValues(name),
 		local:    m.endpointCodes(name, ""),
+	}
+	for r := range u.aborts {
+		u.aborts[r] = m.aborts.WithLabelValues(name, abortReason(r).String())
 	}
 	for f := range u.retries {
 		reason := failKind(f).String()

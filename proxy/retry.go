@@ -126,13 +126,13 @@ func (x *exchange) shouldRetry(r result) bool {
 }
 
 // retryAfter decides whether the request goes to another endpoint after its attempt-th
-// attempt ended with r at now: the retry policy (shouldRetry), the attempts left, and the
-// budget. For a response in hand (a 502, 503 or 504), it also picks the next endpoint, which
+// attempt ended with r at now: the retry policy (shouldRetry), the attempts left, the time
+// left (Config.RequestTimeout), and the budget. For a response in hand (a 502, 503 or 504), it also picks the next endpoint, which
 // it returns: the response is dropped only when another endpoint is there to try, or the
 // client would get the proxy's 502 instead of the endpoint's answer.
 func (x *exchange) retryAfter(pick *balancer.Pick, attempt int, r result, now time.Time) (next *balancer.Endpoint, retry bool) {
 	h := x.h
-	if attempt >= h.cfg.Retry.Attempts || !x.shouldRetry(r) {
+	if attempt >= h.cfg.Retry.Attempts || !x.shouldRetry(r) || (!x.deadline.IsZero() && !now.Before(x.deadline)) {
 		return nil, false
 	}
 	if r.fail == failNone {

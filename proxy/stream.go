@@ -57,16 +57,20 @@ const (
 // server reads it and writes each piece out (chunked, flushed piece by piece, when the length
 // is not known), then calls Close, which gives the connection back to the pool if the body
 // ended cleanly and closes it otherwise. Every Read extends the read deadline on the endpoint
-// and, once data came, the write deadline on the client, by Config.StreamIdleTimeout.
+// and, once data came, the write deadline on the client, by Config.StreamIdleTimeout, up to
+// Config.RequestTimeout's end. A Read that fails breaks the body off: fasthttp's server then
+// closes the client's connection, and the client sees a truncated body.
 //
 // Read and Close are called by the one goroutine serving the client connection; abort may be
 // called concurrently by a drain, under the tracker's lock, which Close takes too (in remove)
 // before it looks at aborted or recycles the stream.
 type respStream struct {
-	track  *tracker
-	up     upConn
-	client net.Conn
-	idle   time.Duration
+	h        *Handler
+	be       *backend
+	up       upConn
+	client   net.Conn
+	idle     time.Duration
+	deadline time.Time // Config.RequestTimeout's end; zero for none
 	frame  uint8
 	left   int64 // frameFixed: bytes to go; frameChunked: bytes to go in the current chunk
 	keep   bool  // the connection may be reused once the body has ended
@@ -74,16 +78,17 @@ type respStream struct {
 	err    error
 
 	closed  bool
-	aborted bool // set by abort, under the tracker's lock
+	aborted atomic.Bool // set by abort, under the tracker's lock; read by a failing Read too
 }
 
 var streamPool = sync.Pool{New: func() any { return new(respStream) }}
 
-// newRespStream takes over up for a response body framed by contentLength (as fasthttp's
-// ResponseHeader.ContentLength reports it: -1 chunked, -2 until close).
-func newRespStream(t *tracker, up upConn, client net.Conn, idle time.Duration, contentLength int, keep bool) *respStream {
+// newRespStream takes over up, the connection to be, for a response body of h's framed by
+// contentLength (as fasthttp's ResponseHeader.ContentLength reports it: -1 chunked, -2 until
+// close).
+func newRespStream(h *Handler, be *backend, up upConn, client net.Conn, deadline time.Time, contentLength int, keep bool) *respStream {
 	s := streamPool.Get().(*respStream)
-	*s = respStream{track: t, up: up, client: client, idle: idle, keep: keep}
+	*s = respStream{h: h, be: be, up: up, client: client, idle: h.cfg.StreamIdleTimeout, deadline: deadline, keep: keep}
 	switch {
 	case contentLength >= 0:
 		s.frame, s.left = frameFixed, int64(contentLength)
@@ -92,7 +97,7 @@ func newRespStream(t *tracker, up upConn, client net.Conn, idle time.Duration, c
 	default:
 		s.frame, s.keep = frameClose, false
 	}
-	t.add(s)
+	h.track.add(s)
 	return s
 }
 
@@ -104,17 +109,30 @@ func (s *respStream) Read(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
-	if s.idle > 0 {
-		_ = s.up.c.SetReadDeadline(time.Now().Add(s.idle))
+	if d := s.nextDeadline(); !d.IsZero() {
+		_ = s.up.c.SetReadDeadline(d)
 	}
 	n, err := s.read(p)
 	if err != nil && err != io.EOF {
 		s.err = err
+		if !s.aborted.Load() { // a drain's own abort is the drain's to report
+			s.h.bodyAborted(s.be, abortCause(err, s.deadline, time.Now()), err)
+		}
 	}
-	if n > 0 && s.idle > 0 && s.client != nil {
-		_ = s.client.SetWriteDeadline(time.Now().Add(s.idle))
+	if d := s.nextDeadline(); n > 0 && !d.IsZero() && s.client != nil {
+		_ = s.client.SetWriteDeadline(d)
 	}
 	return n, err
+}
+
+// nextDeadline is the deadline of the stream's next step: StreamIdleTimeout from now, up to
+// RequestTimeout's end; zero for none.
+func (s *respStream) nextDeadline() time.Time {
+	var d time.Time
+	if s.idle > 0 {
+		d = time.Now().Add(s.idle)
+	}
+	return sooner(s.deadline, d)
 }
 
 func (s *respStream) read(p []byte) (int, error) {
@@ -180,8 +198,8 @@ func (s *respStream) Close() error {
 		return nil
 	}
 	s.closed = true
-	s.track.remove(s) // after this, no abort can come: s is ours alone
-	s.up.release(s.eof && s.keep && !s.aborted)
+	s.h.track.remove(s) // after this, no abort can come: s is ours alone
+	s.up.release(s.eof && s.keep && !s.aborted.Load())
 	*s = respStream{}
 	streamPool.Put(s)
 	return nil
@@ -190,7 +208,7 @@ func (s *respStream) Close() error {
 // abort breaks off the stream by closing the endpoint connection; the blocked Read fails.
 // The tracker calls it under its lock, while s is still tracked.
 func (s *respStream) abort() {
-	s.aborted = true
+	s.aborted.Store(true)
 	_ = s.up.c.Close()
 }
 
