@@ -71,11 +71,11 @@ type respStream struct {
 	client   net.Conn
 	idle     time.Duration
 	deadline time.Time // Config.RequestTimeout's end; zero for none
-	frame  uint8
-	left   int64 // frameFixed: bytes to go; frameChunked: bytes to go in the current chunk
-	keep   bool  // the connection may be reused once the body has ended
-	eof    bool
-	err    error
+	frame    uint8
+	left     int64 // frameFixed: bytes to go; frameChunked: bytes to go in the current chunk
+	keep     bool  // the connection may be reused once the body has ended
+	eof      bool
+	err      error
 
 	closed  bool
 	aborted atomic.Bool // set by abort, under the tracker's lock; read by a failing Read too
