@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -25,7 +26,10 @@ type clientError struct{ err error }
 func (e *clientError) Error() string { return "read request body: " + e.err.Error() }
 func (e *clientError) Unwrap() error { return e.err }
 
-var errShortBody = errors.New("request body shorter than its Content-Length")
+var (
+	errShortBody    = errors.New("request body shorter than its Content-Length")
+	errBodyTooLarge = errors.New("request body larger than the upstream's max_request_body")
+)
 
 // copyBufs holds the buffers of streamed request bodies and tunnels.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -45,12 +49,9 @@ func (x *exchange) prepareBody() error {
 	case cl == 0, cl == -2:
 		return nil
 	case cl > 0 && cl <= x.h.cfg.Retry.ReplayBodySize && !x.upgrade:
-		if cap(x.body) < cl {
-			x.body = make([]byte, cl)
-		}
-		x.body = x.body[:cl]
 		r := clientReader{ctx: x, r: x.ctx.RequestBodyStream()}
-		if _, err := io.ReadFull(r, x.body); err != nil {
+		var err error
+		if x.body, err = readGrowing(r, x.body[:0], cl); err != nil {
 			return &clientError{err: err}
 		}
 		x.bodyMode, x.bodyWaited = bodyBuffered, true
@@ -58,6 +59,26 @@ func (x *exchange) prepareBody() error {
 	}
 	x.bodyMode = bodyStreamed
 	return nil
+}
+
+// readGrowing appends exactly n bytes from r to b and returns it. The buffer grows as bytes
+// arrive, never ahead of them by more than what it already holds (or 4 KiB), so that a client
+// that declares a body and sends it slowly, or never, holds no more memory than it sent.
+func readGrowing(r io.Reader, b []byte, n int) ([]byte, error) {
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(n-len(b), max(len(b), 4<<10)))
+		}
+		m, err := r.Read(b[len(b):min(cap(b), n)])
+		b = b[:len(b)+m]
+		if err != nil && len(b) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return b, err
+		}
+	}
+	return b, nil
 }
 
 // canResend reports whether the body can be sent again: there is none, it is buffered, or
@@ -116,6 +137,9 @@ func (x *exchange) copyBody(bw *bufio.Writer, c net.Conn) error {
 			sent += int64(n)
 			if !chunked && sent > cl {
 				return &clientError{err: errors.New("request body longer than its Content-Length")}
+			}
+			if max := x.h.cfg.MaxRequestBody; max > 0 && sent > max {
+				return &clientError{err: errBodyTooLarge}
 			}
 		}
 		if err == io.EOF {

@@ -54,6 +54,12 @@ type Config struct {
 	// MaxTunnels caps the upgraded connections open at once through this handler; more
 	// upgrade requests get 503. Default 10000; negative means no cap.
 	MaxTunnels int
+	// MaxRequestBody is the largest request body accepted, in bytes: a larger Content-Length
+	// gets 413 before anything is sent upstream, and a chunked body that grows past it is
+	// broken off (413 if no response has started). Default 0: no limit - bodies stream, so
+	// their size costs the proxy no memory; StreamIdleTimeout, RequestTimeout and
+	// TransportConfig.MaxStreamingBodiesPerEndpoint bound what a slow sender holds.
+	MaxRequestBody int64
 
 	// Retry configures retries to other endpoints.
 	Retry RetryConfig
@@ -138,7 +144,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.StreamIdleTimeout = orDefault(c.StreamIdleTimeout, defaultStreamIdleTimeout)
 	c.TunnelIdleTimeout = orDefault(c.TunnelIdleTimeout, defaultTunnelIdleTimeout)
 	if c.ResponseHeaderTimeout < 0 || c.StreamIdleTimeout < 0 || c.TunnelIdleTimeout < 0 || c.Retry.PerTryTimeout < 0 ||
-		c.RequestTimeout < 0 {
+		c.RequestTimeout < 0 || c.MaxRequestBody < 0 {
 		bad("timeouts must be >= 0")
 	}
 	c.MaxTunnels = orDefault(c.MaxTunnels, defaultMaxTunnels)

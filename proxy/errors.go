@@ -14,6 +14,7 @@ import (
 //	400  the request is malformed or ambiguous (never a 5xx for client garbage), or it has
 //	     no routing key and the upstream rejects keyless requests
 //	408  the client stopped sending its body
+//	413  the request body is larger than Config.MaxRequestBody
 //	502  every attempt failed (refused, reset, malformed response)
 //	503  no endpoint can take the request: none healthy, all at their request cap, all
 //	     connection pools full, or too many upgraded connections
@@ -55,6 +56,9 @@ func (x *exchange) reject(status int, why string) int {
 
 // clientFailed answers a request whose body could not be read.
 func (x *exchange) clientFailed(err error) int {
+	if errors.Is(err, errBodyTooLarge) {
+		return x.respondClose(fasthttp.StatusRequestEntityTooLarge, "request body too large\n", true)
+	}
 	if isTimeout(err) {
 		return x.respondClose(fasthttp.StatusRequestTimeout, "request body timed out\n", true)
 	}

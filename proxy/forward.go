@@ -44,6 +44,13 @@ func (x *exchange) attempt(be *backend, start time.Time) result {
 	if t := x.h.cfg.Retry.PerTryTimeout; t > 0 {
 		deadline = sooner(deadline, start.Add(t))
 	}
+	if x.bodyMode == bodyStreamed {
+		// The slot is held until the body is sent and the response header is in.
+		if !be.holdStreaming() {
+			return result{fail: failPoolFull, err: errStreamingFull}
+		}
+		defer be.streaming.Add(-1)
+	}
 	dirty := 0
 	for stale := 0; ; stale++ {
 		cc, err := be.hc.AcquireConn(0, false)

@@ -239,6 +239,9 @@ func (x *exchange) begin(now time.Time) (hash uint64, hasKey bool, status int, o
 	x.idempotent = idempotentMethod(hdr) || scan.idempotencyKey
 	hash, hasKey = h.keys.Hash(ctx) // before any rewrite: keys see the request as sent
 
+	if max := h.cfg.MaxRequestBody; max > 0 && int64(hdr.ContentLength()) > max {
+		return 0, false, x.reject(fasthttp.StatusRequestEntityTooLarge, "request body too large"), false
+	}
 	if x.target, ok = h.rewriteURI(hdr, x.target); !ok {
 		return 0, false, x.reject(fasthttp.StatusBadRequest, "bad request target"), false
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -28,6 +29,13 @@ type TransportConfig struct {
 	// tunnels included). An attempt that finds the pool full goes to the next endpoint.
 	// Default 1024.
 	MaxConnsPerEndpoint int
+	// MaxStreamingBodiesPerEndpoint caps the attempts to one endpoint that stream a request
+	// body (one too large to be buffered, see RetryConfig.ReplayBodySize) at once: each holds
+	// a connection for as long as its client takes to send, so slow uploads alone could take
+	// every connection MaxConnsPerEndpoint allows. An attempt over the cap goes to the next
+	// endpoint, as one that finds the pool full does. Default MaxConnsPerEndpoint/2; negative
+	// means no cap.
+	MaxStreamingBodiesPerEndpoint int
 	// MaxResponseHeaderSize is the largest response header accepted from an endpoint; it is
 	// also the read buffer of each connection. Default 16 KiB.
 	MaxResponseHeaderSize int
@@ -51,6 +59,7 @@ func (c TransportConfig) withDefaults() (TransportConfig, error) {
 	c.DialTimeout = orDefault(c.DialTimeout, defaultDialTimeout)
 	c.IdleConnTimeout = orDefault(c.IdleConnTimeout, defaultIdleConnTimeout)
 	c.MaxConnsPerEndpoint = orDefault(c.MaxConnsPerEndpoint, defaultMaxConnsPerEndpoint)
+	c.MaxStreamingBodiesPerEndpoint = orDefault(c.MaxStreamingBodiesPerEndpoint, max(c.MaxConnsPerEndpoint/2, 1))
 	c.MaxResponseHeaderSize = orDefault(c.MaxResponseHeaderSize, defaultMaxResponseHeaderSize)
 	c.WriteBufferSize = orDefault(c.WriteBufferSize, defaultWriteBufferSize)
 	if c.DialTimeout < 0 || c.IdleConnTimeout < 0 || c.MaxConnsPerEndpoint < 0 ||
@@ -108,7 +117,8 @@ func (t *Transport) BalancerOptions(o balancer.Options) balancer.Options {
 
 // OnEndpoint builds the client of a new endpoint; the balancer stores it in Endpoint.Data.
 func (t *Transport) OnEndpoint(ep *balancer.Endpoint) any {
-	b := &backend{id: ep.ID, addr: ep.Address, bufs: t.bufs, dialTimeout: t.cfg.DialTimeout, tls: t.cfg.TLS != nil}
+	b := &backend{id: ep.ID, addr: ep.Address, bufs: t.bufs, dialTimeout: t.cfg.DialTimeout, tls: t.cfg.TLS != nil,
+		maxStreaming: int64(t.cfg.MaxStreamingBodiesPerEndpoint)}
 	b.ip, _ = netip.ParseAddrPort(ep.Address) // an event loop dials IP addresses only
 	b.hc = &fasthttp.HostClient{
 		Addr:                     ep.Address,
@@ -166,6 +176,21 @@ type backend struct {
 	hc          *fasthttp.HostClient
 	bufs        *connBufs     // the Transport's, shared by all its endpoints
 	codes       *codeCounters // requests by status class; nil without metrics
+
+	maxStreaming int64        // TransportConfig.MaxStreamingBodiesPerEndpoint; < 0 no cap
+	streaming    atomic.Int64 // attempts streaming a request body to this endpoint now
+}
+
+var errStreamingFull = errors.New("endpoint's streaming request bodies at their cap")
+
+// holdStreaming takes one of the endpoint's slots for an attempt that streams its request
+// body; false when all are taken. The caller gives it back with streaming.Add(-1).
+func (b *backend) holdStreaming() bool {
+	if b.streaming.Add(1) > b.maxStreaming && b.maxStreaming >= 0 {
+		b.streaming.Add(-1)
+		return false
+	}
+	return true
 }
 
 // connBufs are the read and write buffers of a Transport's connections, shared by all its

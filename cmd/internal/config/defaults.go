@@ -34,6 +34,8 @@ func (c *Config) applyDefaults() {
 		setDur(&u.Timeouts.ResponseHeader, 30*time.Second)
 		setDur(&u.Timeouts.Idle, 90*time.Second)
 		setDur(&u.Timeouts.ReadHeader, 10*time.Second)
+		setDur(&u.Timeouts.BodyIdle, 30*time.Second)
+		setInt(&u.MaxStreamingBodies, 512)
 		setInt(&u.Timeouts.MaxHeaderBytes, 16<<10)
 		setInt(&u.Outlier.Consecutive5xx, 5)
 		setInt(&u.Outlier.ConsecutiveGatewayFailure, 5)

@@ -144,6 +144,9 @@ type Upstream struct {
 	StripPrefix    string   `yaml:"strip_prefix"`
 	AddPrefix      string   `yaml:"add_prefix"`
 
+	MaxRequestBody     int64 `yaml:"max_request_body"`     // bytes; 0 = no limit
+	MaxStreamingBodies int   `yaml:"max_streaming_bodies"` // per endpoint; default 512
+
 	Retries     Retries       `yaml:"retries"`
 	Timeouts    Timeouts      `yaml:"timeouts"`
 	Outlier     Outlier       `yaml:"outlier"`
@@ -166,6 +169,8 @@ type Timeouts struct {
 	ResponseHeader time.Duration `yaml:"response_header"` // default 30s
 	Idle           time.Duration `yaml:"idle"`            // default 90s
 	ReadHeader     time.Duration `yaml:"read_header"`     // listener, default 10s
+	BodyIdle       time.Duration `yaml:"body_idle"`       // a streamed body's longest pause, default 30s
+	Request        time.Duration `yaml:"request"`         // the whole exchange; default 0 (off)
 	MaxHeaderBytes int           `yaml:"max_header_bytes"`
 }
 

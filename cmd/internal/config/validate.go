@@ -253,8 +253,15 @@ func (c *Config) validateUpstream(v *validator, f string, u *Upstream) {
 	}
 	v.nonNegative(f+".retries.per_try_timeout", u.Retries.PerTryTimeout)
 	for name, d := range map[string]time.Duration{"dial": u.Timeouts.Dial, "response_header": u.Timeouts.ResponseHeader,
-		"idle": u.Timeouts.Idle, "read_header": u.Timeouts.ReadHeader} {
+		"idle": u.Timeouts.Idle, "read_header": u.Timeouts.ReadHeader, "body_idle": u.Timeouts.BodyIdle,
+		"request": u.Timeouts.Request} {
 		v.nonNegative(f+".timeouts."+name, d)
+	}
+	if u.MaxRequestBody < 0 {
+		v.fail(f+".max_request_body", "%d: want bytes >= 0 (0 = no limit)", u.MaxRequestBody)
+	}
+	if u.MaxStreamingBodies < 1 {
+		v.fail(f+".max_streaming_bodies", "%d: want >= 1 request bodies streaming to one endpoint at once", u.MaxStreamingBodies)
 	}
 	if u.Timeouts.MaxHeaderBytes < 0 {
 		v.fail(f+".timeouts.max_header_bytes", "%d: want bytes >= 0", u.Timeouts.MaxHeaderBytes)

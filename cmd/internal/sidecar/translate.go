@@ -109,6 +109,9 @@ func proxyConfig(u config.Upstream) (proxy.Config, error) {
 		StripPrefix:           u.StripPrefix,
 		AddPrefix:             u.AddPrefix,
 		ResponseHeaderTimeout: u.Timeouts.ResponseHeader,
+		StreamIdleTimeout:     u.Timeouts.BodyIdle,
+		RequestTimeout:        u.Timeouts.Request,
+		MaxRequestBody:        u.MaxRequestBody,
 		Retry: proxy.RetryConfig{
 			Attempts:       u.Retries.Attempts,
 			PerTryTimeout:  u.Retries.PerTryTimeout,
@@ -121,9 +124,10 @@ func proxyConfig(u config.Upstream) (proxy.Config, error) {
 func transportConfig(u config.Upstream, log *zap.Logger) (proxy.TransportConfig, error) {
 	tc, err := upstreamTLS(u.UpstreamTLS, log)
 	return proxy.TransportConfig{
-		DialTimeout:     u.Timeouts.Dial,
-		IdleConnTimeout: u.Timeouts.Idle,
-		TLS:             tc,
+		DialTimeout:                   u.Timeouts.Dial,
+		IdleConnTimeout:               u.Timeouts.Idle,
+		MaxStreamingBodiesPerEndpoint: u.MaxStreamingBodies,
+		TLS:                           tc,
 	}, err
 }
 
