@@ -21,6 +21,10 @@ import (
 //	504  the last attempt timed out
 const contentTypeText = "text/plain; charset=utf-8"
 
+// msgHeaderTimeout is the body of the 408 a client gets when its request head is not in within
+// ServerConfig.ReadHeaderTimeout, on either engine.
+const msgHeaderTimeout = "request timeout\n"
+
 // respond replaces the response with the proxy's own.
 func (x *exchange) respond(status int, msg string) int {
 	return x.respondClose(status, msg, false)

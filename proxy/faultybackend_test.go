@@ -225,3 +225,18 @@ func TestRequestTimeoutBoundsTheWholeExchange(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowRequestHeadGets408: a client that starts a request head and does not finish it
+// within ReadHeaderTimeout gets a 408 and a closed connection, on both engines alike.
+func TestSlowRequestHeadGets408(t *testing.T) {
+	for _, loop := range loopEngines() {
+		t.Run(engineName(loop), func(t *testing.T) {
+			b := startBackend(t, "a", okHandler("ok"))
+			s := newStack(t, stackOpts{loop: loop, scfg: ServerConfig{ReadHeaderTimeout: 300 * time.Millisecond}}, b)
+			out := rawRoundTrip(t, s.addr, "GET / HTTP/1.1\r\nHost: x\r\nX-Half: ", 3*time.Second)
+			if !strings.HasPrefix(out, "HTTP/1.1 408 ") || !strings.HasSuffix(out, "\r\n\r\nrequest timeout\n") {
+				t.Fatalf("got %q, want a 408 with the body %q", out, "request timeout\n")
+			}
+		})
+	}
+}

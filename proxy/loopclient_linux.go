@@ -225,10 +225,18 @@ func (c *loopClient) next() {
 }
 
 // timedOut handles a passed deadline: a request head or a response write too slow, or an
-// idle keep-alive connection.
+// idle keep-alive connection. A head begun and not finished in time gets the 408 the
+// goroutine engine sends (errorHandler), written once without waiting: the connection is
+// closed either way.
 func (c *loopClient) timedOut() {
+	if !c.closed && c.x == nil && c.n > 0 && !c.pending() {
+		_, _ = rawWrite(c.fd, headerTimeoutResponse)
+	}
 	c.close() // a no-op on a closed connection, which a sweep may still list
 }
+
+var headerTimeoutResponse = []byte("HTTP/1.1 408 Request Timeout\r\nContent-Type: " + contentTypeText + "\r\n" +
+	"Content-Length: " + strconv.Itoa(len(msgHeaderTimeout)) + "\r\nConnection: close\r\n\r\n" + msgHeaderTimeout)
 
 // close closes the connection, and gives up the request in progress.
 func (c *loopClient) close() {

@@ -106,7 +106,7 @@ func errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &small):
 		ctx.Error("request header too large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
 	case errors.As(err, &ne) && ne.Timeout():
-		ctx.Error("request timeout\n", fasthttp.StatusRequestTimeout)
+		ctx.Error(msgHeaderTimeout, fasthttp.StatusRequestTimeout)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		ctx.Error("request body too large\n", fasthttp.StatusRequestEntityTooLarge)
 	default:
