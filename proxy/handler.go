@@ -211,6 +211,9 @@ func (x *exchange) serve() int {
 func (x *exchange) begin(now time.Time) (hash uint64, hasKey bool, status int, ok bool) {
 	h, ctx := x.h, x.ctx
 	hdr := &ctx.Request.Header
+	if isHTTP2Preface(hdr) {
+		return 0, false, x.refuseHTTP2(), false
+	}
 	x.peer = hashkey.PeerAddr(ctx)
 	x.trusted = hashkey.Trusted(x.peer, h.cfg.TrustedProxies)
 	scan := scanRequest(hdr.RawHeaders(), x.trusted, x.drop)

@@ -1,0 +1,40 @@
+package proxy
+
+import (
+	"net"
+
+	"github.com/valyala/fasthttp"
+)
+
+// http2Refusal is what a listener that speaks HTTP/1.1 only says to a client that opened with
+// the HTTP/2 connection preface (prior knowledge, as gRPC clients do): the server's preface
+// (an empty SETTINGS frame) and a GOAWAY that processed no stream, with the error code
+// HTTP_1_1_REQUIRED (RFC 9113, sections 3.4, 6.8 and 7). An HTTP/2 client reads it as "use
+// HTTP/1.1" instead of choking on an HTTP/1.1 response it cannot parse.
+var http2Refusal = []byte{
+	0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS: length 0, no flags, stream 0
+	0, 0, 8, 0x7, 0, 0, 0, 0, 0, // GOAWAY: length 8, no flags, stream 0
+	0, 0, 0, 0, // last stream ID: none processed
+	0, 0, 0, 0xd, // HTTP_1_1_REQUIRED
+}
+
+// isHTTP2Preface reports whether h is the request line of the HTTP/2 connection preface
+// ("PRI * HTTP/2.0"), as an HTTP/1 parser reads it.
+func isHTTP2Preface(h *fasthttp.RequestHeader) bool {
+	return string(h.Method()) == "PRI" && string(h.RequestURI()) == "*" && string(h.Protocol()) == "HTTP/2.0"
+}
+
+// refuseHTTP2 answers the HTTP/2 connection preface with http2Refusal on the raw connection,
+// which the server then closes: nothing of it goes to an endpoint. It returns the status
+// recorded for it, 505.
+func (x *exchange) refuseHTTP2() int {
+	x.ctx.HijackSetNoResponse(true)
+	x.ctx.Hijack(func(c net.Conn) { _, _ = c.Write(http2Refusal) })
+	if x.log != nil {
+		x.log.reason = "HTTP/2 connection preface on an HTTP/1.1 listener"
+	}
+	if m := x.h.metrics; m != nil {
+		m.local.inc(fasthttp.StatusHTTPVersionNotSupported)
+	}
+	return fasthttp.StatusHTTPVersionNotSupported
+}
