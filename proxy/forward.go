@@ -178,19 +178,16 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 	}
 
 	cl := resp.Header.ContentLength()
-	switch {
-	case x.ctx.IsHead() || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified:
-		// No body, whatever the header says.
+	switch classifyBody(x.ctx.IsHead(), status, cl) {
+	case respNoBody:
 		up.release(x.keep && cl != -2)
-	case cl >= 0 && cl <= smallBody:
+	case respSmall:
 		if err := readBody(up.br, resp, cl); err != nil {
 			return fail(err)
 		}
 		up.release(x.keep)
-	case cl > 0:
-		// A larger body streams, but its first byte is still part of the attempt, under the
-		// same deadline: until it comes nothing has reached the client, and an endpoint that
-		// stalls after its header is retried or answered 504 like any other.
+	case respFirstByte:
+		// Under the header's deadline.
 		if err := firstByte(up.br); err != nil {
 			return fail(err)
 		}

@@ -211,11 +211,11 @@ func (lx *loopExchange) deliver(status int) {
 		return
 	}
 	u.keep = x.keep
-	switch {
-	case x.ctx.IsHead() || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified:
+	switch kind := classifyBody(x.ctx.IsHead(), status, cl); {
+	case kind == respNoBody:
 		u.frame, u.remain = frameFixed, 0
 		u.keep = u.keep && cl != -2
-	case cl >= 0:
+	case kind != respStreamed:
 		u.frame, u.remain = frameFixed, int64(cl)
 	case cl == -1:
 		u.frame, u.chunks = frameChunked, chunkScanner{}
@@ -556,23 +556,20 @@ func (u *loopUp) head() {
 		x.keep = !resp.Header.ConnectionClose() && st != fasthttp.StatusRequestTimeout
 		x.scratch = cleanResponse(&resp.Header, false, x.scratch)
 		cl := resp.Header.ContentLength()
-		if cl >= 0 && cl <= smallBody && !x.ctx.IsHead() && st != fasthttp.StatusNoContent && st != fasthttp.StatusNotModified {
-			// A small body is read whole within the attempt, as the goroutine path does: a
-			// body cut short is then a failed attempt, open to a retry and seen by outlier
-			// detection, and the connection goes back to the pool before the client is
-			// written to.
+		switch classifyBody(x.ctx.IsHead(), st, cl) {
+		case respSmall:
+			// Read whole within the attempt: a body cut short is then a failed attempt, open
+			// to a retry and seen by outlier detection, and the connection goes back to the
+			// pool before the client is written to.
 			u.state, u.remain = upSmall, int64(cl)
 			resp.ResetBody() // a failed attempt's may be there
 			u.small()
 			return
-		}
-		if cl > 0 && u.n == 0 && !x.ctx.IsHead() && st != fasthttp.StatusNoContent && st != fasthttp.StatusNotModified {
-			// A larger body streams, but its first byte is still part of the attempt, as on
-			// the goroutine path (see firstByte): until it comes nothing has reached the
-			// client, and an endpoint that stalls after its header is retried or answered
-			// 504 like any other. The deadline stays the header's.
-			u.state = upFirst
-			return
+		case respFirstByte:
+			if u.n == 0 {
+				u.state = upFirst // under the header's deadline
+				return
+			}
 		}
 		u.deadline = time.Time{}
 		lx.attemptDone(result{status: st})
