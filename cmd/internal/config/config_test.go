@@ -50,16 +50,6 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 			want: []string{"c.yaml:4: upstreams[0].balancer: \"sticky\" is not allowed: want one of ring_hash"},
 		},
 		{
-			name: "wrong type",
-			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\n    max_requests: lots\n",
-			want: []string{"c.yaml:4: wrong type:", "lots"},
-		},
-		{
-			name: "bad duration",
-			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\n    slow_start: soon\n",
-			want: []string{"c.yaml:4:"},
-		},
-		{
 			name: "bad engine",
 			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\nengine:\n  kind: epoll\n",
 			want: []string{"c.yaml:5: engine.kind: \"epoll\" is not allowed: want one of goroutines, event_loop"},
