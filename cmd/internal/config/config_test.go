@@ -157,6 +157,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("upstreams:\n  - name: a\n    listen: 127.0.0.1:1\n"))
 	f.Add([]byte("admin: {listen: ':0'}\nupstreams: [{name: x, listen: ':1', hash_key: ['path_prefix:2']}]\n"))
 	f.Add([]byte("a: &x {b: *x}"))
+	f.Add([]byte("upstreams: [&u {name: a, listen: ':1', retries: {attempts: 2.5}}, {<<: *u, name: b, name: c, hash_key: path}]\nadmin: {pprof: maybe}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("f.yaml", data, env(nil))
 		if err == nil && cfg == nil {

@@ -24,26 +24,64 @@ var (
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 )
 
+// maxDecodeErrors bounds the problems reported for one file: an alias repeats its anchor's
+// problems at every place it is used, and a few lines could otherwise yield megabytes.
+const maxDecodeErrors = 50
+
 // treeChecker collects the problems of one file.
 type treeChecker struct {
 	file string
 	skip map[*yaml.Node]bool // nodes already reported (a ${VAR} that failed to expand)
-	errs []error
+	open map[*yaml.Node]bool // anchors being walked through an alias, to refuse cycles
+	errs []error             // each an *Error
+	more bool                // the walk stopped at maxDecodeErrors
 }
 
 func (c *treeChecker) fail(line int, field, format string, args ...any) {
+	if c.full() {
+		c.more = true
+		return
+	}
 	c.errs = append(c.errs, &Error{File: c.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// full reports whether enough problems were found to stop looking.
+func (c *treeChecker) full() bool { return len(c.errs) >= maxDecodeErrors }
+
+// err returns the problems found, in the order of their lines, or nil.
+func (c *treeChecker) err() error {
+	if len(c.errs) == 0 {
+		return nil
+	}
+	errs := slices.Clone(c.errs)
+	slices.SortStableFunc(errs, func(a, b error) int { return a.(*Error).Line - b.(*Error).Line })
+	if c.more {
+		errs = append(errs, &Error{File: c.file, Msg: fmt.Sprintf("stopped after %d problems: fix these first", maxDecodeErrors)})
+	}
+	return errors.Join(errs...)
 }
 
 // check reports whether n fits t, the type of the field at path, and descends into it. line
 // is where the field stands: its key's line (a block mapping or list starts on the next one),
 // and an alias's own line, not its anchor's.
 func (c *treeChecker) check(n *yaml.Node, t reflect.Type, path string, line int) {
-	if n.Kind == yaml.AliasNode {
+	switch {
+	case n.Kind == yaml.AliasNode:
+		if !c.enter(n, path) {
+			return
+		}
+		defer delete(c.open, n.Alias)
 		n = n.Alias
+	case n.Anchor != "":
+		c.mark(n)
+		defer delete(c.open, n)
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if c.full() {
+		c.more = true
+		return
 	}
 	if c.skip[n] || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return // null leaves the field at its zero value (then its default)
@@ -92,11 +130,13 @@ func (c *treeChecker) shape(n *yaml.Node, want yaml.Kind, t reflect.Type, line i
 func (c *treeChecker) mapping(n *yaml.Node, path string, fn func(k, v *yaml.Node, path string)) {
 	seen := make(map[string]int)
 	for i := 0; i+1 < len(n.Content); i += 2 {
+		if c.full() {
+			c.more = true
+			return
+		}
 		k, v := n.Content[i], n.Content[i+1]
 		if k.ShortTag() == "!!merge" {
-			for _, m := range mergedMappings(v) {
-				c.mapping(m, path, fn)
-			}
+			c.merge(v, path, fn)
 			continue
 		}
 		p := join(path, k.Value)
@@ -131,22 +171,39 @@ func (c *treeChecker) entries(n *yaml.Node, t reflect.Type, path string) {
 	})
 }
 
-// mergedMappings returns the mappings a "<<" value names: one mapping or a list of them.
-func mergedMappings(v *yaml.Node) []*yaml.Node {
-	if v.Kind == yaml.AliasNode {
-		v = v.Alias
-	}
+// merge walks the mappings a "<<" value names: a mapping, an alias of one, or a list of them.
+func (c *treeChecker) merge(v *yaml.Node, path string, fn func(k, v *yaml.Node, path string)) {
 	switch v.Kind {
-	case yaml.MappingNode:
-		return []*yaml.Node{v}
-	case yaml.SequenceNode:
-		var out []*yaml.Node
-		for _, e := range v.Content {
-			out = append(out, mergedMappings(e)...)
+	case yaml.AliasNode:
+		if c.enter(v, path) {
+			c.merge(v.Alias, path, fn)
+			delete(c.open, v.Alias)
 		}
-		return out
+	case yaml.MappingNode:
+		c.mapping(v, path, fn)
+	case yaml.SequenceNode:
+		for _, e := range v.Content {
+			c.merge(e, path, fn)
+		}
 	}
-	return nil
+}
+
+// enter marks alias's anchor as being walked, or reports that it contains itself.
+func (c *treeChecker) enter(alias *yaml.Node, path string) bool {
+	if c.open[alias.Alias] {
+		c.fail(alias.Line, path, "*%s refers to its own anchor: an anchor cannot contain itself", alias.Value)
+		return false
+	}
+	c.mark(alias.Alias)
+	return true
+}
+
+// mark records that anchored node n is being walked.
+func (c *treeChecker) mark(n *yaml.Node) {
+	if c.open == nil {
+		c.open = make(map[*yaml.Node]bool)
+	}
+	c.open[n] = true
 }
 
 // scalar decodes n into a fresh t, as yaml.v3 will, and is stricter in one way: a fraction
@@ -270,10 +327,11 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" || !f.IsExported() {
+		inline := slices.Contains(strings.Split(opts, ","), "inline")
+		if name == "-" || !f.IsExported() && !(f.Anonymous && inline) {
 			continue
 		}
-		if slices.Contains(strings.Split(opts, ","), "inline") && f.Type.Kind() == reflect.Struct {
+		if inline && f.Type.Kind() == reflect.Struct {
 			for k, v := range yamlFields(f.Type) {
 				out[k] = v
 			}

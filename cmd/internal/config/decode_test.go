@@ -2,8 +2,13 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // A value of the wrong type or shape reads like every other configuration error: file, line,
@@ -28,6 +33,8 @@ func TestLoadWrongTypeNamesFieldAndWhatIsAllowed(t *testing.T) {
 		{"string_given_list.yaml", `5: upstreams[0].service: want a string, not a list`},
 		{"nested_in_list.yaml", `9: upstreams[1].health_check.expect_status[1]: "ok" is not a whole number (e.g. 3)`},
 		{"duplicate_key.yaml", `7: upstreams[0].retries.attempts: duplicate key (also at line 6): keep one`},
+		{"anchor_contains_itself.yaml", `4: upstreams[0]: *cart refers to its own anchor: an anchor cannot contain itself` + "\n" +
+			`testdata/wrongtype/anchor_contains_itself.yaml:6: upstreams[0].name: duplicate key (also at line 5): keep one`},
 		{"several.yaml", `6: upstreams[0].retries.attempts: "many" is not a whole number (e.g. 3)` + "\n" +
 			`testdata/wrongtype/several.yaml:8: upstreams[0].timeouts.dial: "soon" is not a duration (e.g. 500ms, 5s)`},
 	}
@@ -67,5 +74,58 @@ func TestParseUnsetVariableInTypedFieldReportedOnce(t *testing.T) {
 	want := "c.yaml:4: upstreams[0].max_requests: environment variable MAX is not set: set it, or write ${MAX:-default}"
 	if err == nil || err.Error() != want {
 		t.Errorf("error\n got: %v\nwant: %s", err, want)
+	}
+}
+
+// size is a field type with its own UnmarshalYAML, as a later field might have.
+type size int64
+
+func (s *size) UnmarshalYAML(n *yaml.Node) error {
+	if n.Value != "1KiB" {
+		return fmt.Errorf("%q is not a size (e.g. 64KiB)", n.Value)
+	}
+	*s = 1024
+	return nil
+}
+
+// Fields added later need nothing in the decoding layer: a type with its own UnmarshalYAML
+// is reported in its own words, and ",inline" structs lend their keys.
+func TestCheckCustomAndInlineFields(t *testing.T) {
+	type common struct {
+		Limit size `yaml:"limit"`
+	}
+	type section struct {
+		common `yaml:",inline"`
+		Name   string `yaml:"name"`
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte("name: a\nlimit: lots\nextra: 1\n"), &root); err != nil {
+		t.Fatal(err)
+	}
+	c := &treeChecker{file: "c.yaml"}
+	c.check(root.Content[0], reflect.TypeFor[section](), "s", 1)
+	want := `c.yaml:2: s.limit: "lots" is not a size (e.g. 64KiB)` + "\n" +
+		`c.yaml:3: s.extra: unknown field; allowed here: limit, name`
+	if got := errors.Join(c.errs...); got == nil || got.Error() != want {
+		t.Errorf("errors\n got: %v\nwant: %s", got, want)
+	}
+}
+
+// An alias repeats its anchor's problems wherever it is used; the report stops at
+// maxDecodeErrors, so a few lines cannot produce megabytes of errors.
+func TestParseBoundsTheProblemsReported(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("upstreams: [&u {name: a, listen: ':1'")
+	for i := range 20 {
+		fmt.Fprintf(&b, ", k%d: 1", i)
+	}
+	b.WriteString("}" + strings.Repeat(", *u", 20) + "]\n")
+	_, err := Parse("c.yaml", []byte(b.String()), env(nil))
+	if err == nil {
+		t.Fatal("Parse accepted 420 unknown fields")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != maxDecodeErrors+1 || lines[len(lines)-1] != "c.yaml: stopped after 50 problems: fix these first" {
+		t.Errorf("%d lines, the last %q; want %d problems and a note that it stopped", len(lines), lines[len(lines)-1], maxDecodeErrors)
 	}
 }

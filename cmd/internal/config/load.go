@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -91,9 +90,8 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, &Error{File: name, Msg: decodeErr.Error()} // e.g. excessive aliasing
 	}
 	c.check(root, reflect.TypeFor[Config](), "", root.Line)
-	if len(c.errs) > 0 {
-		slices.SortStableFunc(c.errs, func(a, b error) int { return a.(*Error).Line - b.(*Error).Line })
-		return nil, errors.Join(c.errs...)
+	if err := c.err(); err != nil {
+		return nil, err
 	}
 	if decodeErr != nil {
 		return nil, typeErrors(name, decodeErr) // a shape check does not know: still with its line
