@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"math"
@@ -20,8 +21,9 @@ import (
 // new field of a known kind needs nothing here.
 
 var (
-	durationType    = reflect.TypeFor[time.Duration]()
-	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	durationType        = reflect.TypeFor[time.Duration]()
+	unmarshalerType     = reflect.TypeFor[yaml.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
 // maxDecodeErrors bounds the problems reported for one file: an alias repeats its anchor's
@@ -32,7 +34,7 @@ const maxDecodeErrors = 50
 type treeChecker struct {
 	file string
 	skip map[*yaml.Node]bool // nodes already reported (a ${VAR} that failed to expand)
-	open map[*yaml.Node]bool // anchors being walked through an alias, to refuse cycles
+	open map[*yaml.Node]bool // anchored nodes being walked, to refuse an alias cycle
 	errs []error             // each an *Error
 	more bool                // the walk stopped at maxDecodeErrors
 }
@@ -87,9 +89,10 @@ func (c *treeChecker) check(n *yaml.Node, t reflect.Type, path string, line int)
 		return // null leaves the field at its zero value (then its default)
 	}
 	switch {
-	case reflect.PointerTo(t).Implements(unmarshalerType):
+	case reflect.PointerTo(t).Implements(unmarshalerType),
+		reflect.PointerTo(t).Implements(textUnmarshalerType) && n.Kind == yaml.ScalarNode:
 		c.custom(n, t, line, path)
-	case t.Kind() == reflect.Struct && t != durationType:
+	case t.Kind() == reflect.Struct:
 		if c.shape(n, yaml.MappingNode, t, line, path) {
 			c.fields(n, t, path)
 		}
@@ -231,13 +234,14 @@ func (c *treeChecker) scalar(n *yaml.Node, t reflect.Type, line int, path string
 	}
 }
 
-// custom decodes n into a type with its own UnmarshalYAML and reports what it says.
+// custom decodes n into a type with its own UnmarshalYAML or UnmarshalText and reports what
+// it says.
 func (c *treeChecker) custom(n *yaml.Node, t reflect.Type, line int, path string) {
 	err := n.Decode(reflect.New(t).Interface())
 	if err == nil {
 		return
 	}
-	msg := err.Error()
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		msg = te.Errors[0]

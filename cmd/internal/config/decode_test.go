@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -88,24 +89,26 @@ func (s *size) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// Fields added later need nothing in the decoding layer: a type with its own UnmarshalYAML
-// is reported in its own words, and ",inline" structs lend their keys.
+// Fields added later need nothing in the decoding layer: a type with its own UnmarshalYAML or
+// UnmarshalText is reported in its own words, and ",inline" structs lend their keys.
 func TestCheckCustomAndInlineFields(t *testing.T) {
 	type common struct {
 		Limit size `yaml:"limit"`
 	}
 	type section struct {
 		common `yaml:",inline"`
-		Name   string `yaml:"name"`
+		Name   string       `yaml:"name"`
+		Net    netip.Prefix `yaml:"net"` // an UnmarshalText type: a scalar, not a mapping
 	}
 	var root yaml.Node
-	if err := yaml.Unmarshal([]byte("name: a\nlimit: lots\nextra: 1\n"), &root); err != nil {
+	if err := yaml.Unmarshal([]byte("name: a\nlimit: lots\nextra: 1\nnet: 10.0.0.0/99\n"), &root); err != nil {
 		t.Fatal(err)
 	}
 	c := &treeChecker{file: "c.yaml"}
 	c.check(root.Content[0], reflect.TypeFor[section](), "s", 1)
 	want := `c.yaml:2: s.limit: "lots" is not a size (e.g. 64KiB)` + "\n" +
-		`c.yaml:3: s.extra: unknown field; allowed here: limit, name`
+		`c.yaml:3: s.extra: unknown field; allowed here: limit, name, net` + "\n" +
+		`c.yaml:4: s.net: netip.ParsePrefix("10.0.0.0/99"): prefix length out of range`
 	if got := errors.Join(c.errs...); got == nil || got.Error() != want {
 		t.Errorf("errors\n got: %v\nwant: %s", got, want)
 	}
