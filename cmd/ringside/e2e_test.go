@@ -451,6 +451,16 @@ func TestE2EBadConfigExits2(t *testing.T) {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	out := runExpectingExit2(t, path)
+	if want := "bad.yaml:4: upstreams[0].balancer:"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+}
+
+// runExpectingExit2 runs the binary on the configuration at path, fails the test unless it
+// exits 2 (bad configuration), and returns what it printed.
+func runExpectingExit2(t *testing.T, path string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, ringsideBinary(t), "-config", path).CombinedOutput()
@@ -458,9 +468,7 @@ func TestE2EBadConfigExits2(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 		t.Fatalf("exit: %v, want status 2\n%s", err, out)
 	}
-	if want := "bad.yaml:4: upstreams[0].balancer:"; !strings.Contains(string(out), want) {
-		t.Errorf("output lacks %q:\n%s", want, out)
-	}
+	return string(out)
 }
 
 // TestE2ESecondSignalExitsAtOnce: the first SIGTERM drains (here for a 10s drain delay); a

@@ -77,17 +77,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	defer func() { _ = logger.Sync() }()
-	return serve(*path, cfg, logger)
-}
-
-// serve runs the sidecar until a signal: the first SIGTERM/SIGINT drains, a second exits at
-// once, SIGHUP reloads.
-func serve(path string, cfg *config.Config, logger *zap.Logger) int {
 	sc, err := sidecar.New(cfg, sidecar.Options{Logger: logger, Version: version})
+	if ce := bindError(cfg, err); ce != nil {
+		fmt.Fprintf(stderr, "ringside: invalid configuration:\n%v\n", ce)
+		return exitConfig
+	}
 	if err != nil {
 		logger.Error("start", zap.Error(err))
 		return exitFail
 	}
+	return serve(*path, sc, logger)
+}
+
+// bindError is the configuration error for a listener address err says could not be bound
+// (in use, not this host's), naming the field of cfg that set it; nil for any other err.
+func bindError(cfg *config.Config, err error) *config.Error {
+	var be *sidecar.BindError
+	if !errors.As(err, &be) {
+		return nil
+	}
+	return cfg.ListenError(be.Addr, be.Err)
+}
+
+// serve runs the sidecar until a signal: the first SIGTERM/SIGINT drains, a second exits at
+// once, SIGHUP reloads.
+func serve(path string, sc *sidecar.Sidecar, logger *zap.Logger) int {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	sigs := make(chan os.Signal, 1)
@@ -126,6 +140,9 @@ func reload(path string, sc *sidecar.Sidecar, logger *zap.Logger) {
 	}
 	if err == nil {
 		err = sc.Reload(cfg)
+		if ce := bindError(cfg, err); ce != nil {
+			err = ce
+		}
 	}
 	if err != nil {
 		logger.Error("reload refused: the running configuration stays in force", zap.String("config", path), zap.Error(err))

@@ -20,6 +20,7 @@ func TestRunExitCodes(t *testing.T) {
 	services := write("services.yaml", "services:\n  cart:\n    - {address: 127.0.0.1:8081}\n")
 	good := write("good.yaml", "discovery: {kind: file, file: {path: "+services+"}}\nupstreams:\n  - name: cart\n    listen: 127.0.0.1:0\n")
 	bad := write("bad.yaml", "discovery: {kind: file, file: {path: "+services+"}}\nupstreams:\n  - name: cart\n    listen: 127.0.0.1:0\n    hash_kee: [path]\n")
+	wrongType := write("wrongtype.yaml", "discovery: {kind: file, file: {path: "+services+"}}\nupstreams:\n  - name: cart\n    listen: 127.0.0.1:0\n    retries: {attempts: many}\n")
 	tests := []struct {
 		name       string
 		args       []string
@@ -31,6 +32,8 @@ func TestRunExitCodes(t *testing.T) {
 		{name: "validate good", args: []string{"validate", "-config", good}, wantCode: 0, wantStdout: "ok (1 upstreams, discovery file)"},
 		{name: "validate bad names line and field", args: []string{"validate", "-config", bad}, wantCode: 2,
 			wantStderr: "bad.yaml:5: upstreams[0].hash_kee: unknown field; allowed here:"},
+		{name: "wrong type names field and what is allowed", args: []string{"validate", "-config", wrongType}, wantCode: 2,
+			wantStderr: "wrongtype.yaml:5: upstreams[0].retries.attempts: \"many\" is not a whole number (e.g. 3)"},
 		{name: "run bad exits 2 before starting", args: []string{"-config", bad}, wantCode: 2, wantStderr: "bad.yaml:5:"},
 		{name: "missing file", args: []string{"-config", filepath.Join(dir, "nope.yaml")}, wantCode: 2, wantStderr: "nope.yaml"},
 		{name: "no config flag", args: nil, wantCode: 2, wantStderr: "usage:"},

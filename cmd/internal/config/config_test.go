@@ -50,16 +50,6 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 			want: []string{"c.yaml:4: upstreams[0].balancer: \"sticky\" is not allowed: want one of ring_hash"},
 		},
 		{
-			name: "wrong type",
-			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\n    max_requests: lots\n",
-			want: []string{"c.yaml:4: wrong type:", "lots"},
-		},
-		{
-			name: "bad duration",
-			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\n    slow_start: soon\n",
-			want: []string{"c.yaml:4:"},
-		},
-		{
 			name: "bad engine",
 			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\nengine:\n  kind: epoll\n",
 			want: []string{"c.yaml:5: engine.kind: \"epoll\" is not allowed: want one of goroutines, event_loop"},
@@ -167,6 +157,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("upstreams:\n  - name: a\n    listen: 127.0.0.1:1\n"))
 	f.Add([]byte("admin: {listen: ':0'}\nupstreams: [{name: x, listen: ':1', hash_key: ['path_prefix:2']}]\n"))
 	f.Add([]byte("a: &x {b: *x}"))
+	f.Add([]byte("upstreams: [&u {name: a, listen: ':1', retries: {attempts: 2.5}}, {<<: *u, name: b, name: c, hash_key: path}]\nadmin: {pprof: maybe}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("f.yaml", data, env(nil))
 		if err == nil && cfg == nil {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -66,13 +65,14 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, &Error{File: name, Line: root.Line, Msg: "want a mapping of sections (admin, discovery, upstreams, ...)"}
 	}
 	lines := make(map[string]int)
-	var errs []error
+	c := &treeChecker{file: name, skip: make(map[*yaml.Node]bool)}
 	walk(root, "", func(path string, n *yaml.Node) {
 		lines[path] = n.Line
 		if n.Kind == yaml.ScalarNode && n.Tag != "!!binary" {
 			v, err := expand(n.Value, lookup)
 			if err != nil {
-				errs = append(errs, &Error{File: name, Line: n.Line, Field: path, Msg: err.Error()})
+				c.skip[n] = true
+				c.fail(n.Line, path, "%v", err)
 				return
 			}
 			if v != n.Value && n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) == 0 {
@@ -83,13 +83,18 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 			n.Value = v
 		}
 	})
-	errs = append(errs, checkKnown(name, root, reflect.TypeOf(Config{}), "")...)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
 	var cfg Config
-	if err := root.Decode(&cfg); err != nil {
-		return nil, typeErrors(name, err)
+	decodeErr := root.Decode(&cfg)
+	var te *yaml.TypeError
+	if decodeErr != nil && !errors.As(decodeErr, &te) {
+		return nil, &Error{File: name, Msg: decodeErr.Error()} // e.g. excessive aliasing
+	}
+	c.check(root, reflect.TypeFor[Config](), "", root.Line)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	if decodeErr != nil {
+		return nil, typeErrors(name, decodeErr) // a shape check does not know: still with its line
 	}
 	cfg.file, cfg.lines = name, lines
 	cfg.applyDefaults()
@@ -126,65 +131,6 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-// checkKnown reports every mapping key that has no field in t, with the keys t allows.
-func checkKnown(file string, n *yaml.Node, t reflect.Type, path string) []error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	var errs []error
-	switch {
-	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
-		fields := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			ft, ok := fields[k.Value]
-			if !ok {
-				errs = append(errs, &Error{File: file, Line: k.Line, Field: join(path, k.Value),
-					Msg: "unknown field; allowed here: " + strings.Join(sortedKeys(fields), ", ")})
-				continue
-			}
-			errs = append(errs, checkKnown(file, v, ft, join(path, k.Value))...)
-		}
-	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && n.Kind == yaml.SequenceNode:
-		for i, c := range n.Content {
-			errs = append(errs, checkKnown(file, c, t.Elem(), path+"["+strconv.Itoa(i)+"]")...)
-		}
-	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			errs = append(errs, checkKnown(file, n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))...)
-		}
-	}
-	return errs
-}
-
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	out := make(map[string]reflect.Type, t.NumField())
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		out[name] = f.Type
-	}
-	return out
-}
-
-func sortedKeys(m map[string]reflect.Type) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // syntaxError turns a yaml.v3 parse error ("yaml: line 7: ...") into an *Error.

@@ -56,7 +56,7 @@ func newAdminServer(addr string, gatherer prometheus.Gatherer, ready readiness, 
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenTCP(addr)
 	if err != nil {
 		return nil, err
 	}

@@ -77,8 +77,28 @@ func (s *Sidecar) bindListeners(cfg *config.Config) error {
 	return nil
 }
 
-func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t listenerTimeouts) (*listener, error) {
+// BindError is a listener address that could not be bound: in use, not an address of this
+// host, not permitted. The configuration chose the address, so the binary reports it as a
+// configuration error at the field that set Addr (config.Config.ListenError).
+type BindError struct {
+	Addr string // as configured
+	Err  error  // from net.Listen
+}
+
+func (e *BindError) Error() string { return e.Err.Error() }
+func (e *BindError) Unwrap() error { return e.Err }
+
+// listenTCP binds addr; a failure is a *BindError.
+func listenTCP(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &BindError{Addr: addr, Err: err}
+	}
+	return ln, nil
+}
+
+func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t listenerTimeouts) (*listener, error) {
+	ln, err := listenTCP(addr)
 	if err != nil {
 		return nil, err
 	}
