@@ -28,6 +28,10 @@ func TestLoadGood(t *testing.T) {
 	if u.HealthCheck.Interval != 10*time.Second || u.HealthCheck.ExpectStatus[1] != 399 {
 		t.Errorf("health check defaults: %+v", u.HealthCheck)
 	}
+	if u.Timeouts.BodyIdle != 30*time.Second || u.Timeouts.Request != 0 || u.MaxRequestBody != 0 || u.MaxStreamingBodies != 512 {
+		t.Errorf("body limits' defaults: body_idle %v, request %v, max_request_body %d, max_streaming_bodies %d",
+			u.Timeouts.BodyIdle, u.Timeouts.Request, u.MaxRequestBody, u.MaxStreamingBodies)
+	}
 	if cfg.Lifecycle.DrainDelay != 2*time.Second || cfg.Lifecycle.GracePeriod != 30*time.Second {
 		t.Errorf("lifecycle: %+v", cfg.Lifecycle)
 	}
@@ -58,6 +62,16 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 			name: "bad loops",
 			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\nengine:\n  kind: event_loop\n  loops: -1\n",
 			want: []string{"c.yaml:6: engine.loops: -1: want 1 to 256"},
+		},
+		{
+			name: "negative max_request_body",
+			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\n    max_request_body: -1\n",
+			want: []string{"c.yaml:4: upstreams[0].max_request_body: -1: want bytes >= 0 (0 = no limit)"},
+		},
+		{
+			name: "negative body_idle",
+			give: "upstreams:\n  - name: cart\n    listen: 127.0.0.1:9001\n    timeouts:\n      body_idle: -1s\n",
+			want: []string{"c.yaml:5: upstreams[0].timeouts.body_idle:"},
 		},
 		{
 			name: "syntax",
