@@ -12,3 +12,5 @@ require (
 	github.com/ringside-proxy/ringside v0.0.0-00010101000000-000000000000
 	github.com/stathat/consistent v1.0.0
 )
+
+require go.uber.org/goleak v1.3.0 // indirect
