@@ -248,7 +248,11 @@ func (bc *backendConn) sendExtra(id string, later bool) bool {
 	if err != nil || bc.bw.Flush() != nil {
 		return false
 	}
-	bc.extraAt = time.Now()
+	if later {
+		// Sent with the response, extra bytes are there when the proxy reads it: no proxy
+		// has an excuse for taking them as the next answer. Sent later, they may cross.
+		bc.extraAt = time.Now()
+	}
 	return true
 }
 

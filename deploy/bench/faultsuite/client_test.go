@@ -53,7 +53,8 @@ func startScripted(t *testing.T, reply func(id string) string, then after) strin
 			return
 		}
 		if then == thenStall {
-			go func() { <-s.quit; c.Close() }()
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); <-s.quit; c.Close() }()
 			_, _ = io.Copy(io.Discard, br)
 		}
 	}()
