@@ -48,6 +48,7 @@ func startBackend(f fault, cr *crossings) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	stampArrivals(ln.(*net.TCPListener))
 	b := &backend{fault: f, crossings: cr, ln: ln, quit: make(chan struct{}), conns: make(map[net.Conn]struct{})}
 	b.wg.Add(1)
 	go b.acceptLoop()
@@ -121,6 +122,15 @@ func (b *backend) serveConn(c net.Conn) {
 // serveOne reads one request and answers it, and reports whether the connection stays open.
 func (bc *backendConn) serveOne() bool {
 	b, bw := bc.b, bc.bw
+	var since time.Duration // from the extra bytes to this request's arrival
+	pending := !bc.extraAt.IsZero()
+	if pending && bc.br.Buffered() == 0 {
+		at, err := arrival(bc.c)
+		if err != nil {
+			return false
+		}
+		since = at.Sub(bc.extraAt)
+	}
 	h, err := readHead(bc.br)
 	if err != nil {
 		return false
@@ -129,8 +139,8 @@ func (bc *backendConn) serveOne() bool {
 	target, _, _ = strings.Cut(target, " ")
 	path, query, _ := strings.Cut(target, "?")
 	id := h.get(idHeader)
-	if !bc.extraAt.IsZero() {
-		bc.behind = b.crossings.observe(id, time.Since(bc.extraAt)) || bc.behind
+	if pending {
+		bc.behind = b.crossings.observe(id, since) || bc.behind
 		bc.extraAt = time.Time{}
 	}
 	if bc.behind {

@@ -19,7 +19,7 @@ const (
 	outTruncated = "truncated"  // the head came, then the connection closed before the body's end
 	outDialError = "dial_error" // ringside did not accept the connection
 	outWrong     = "wrong"
-	outCrossed   = "crossed" // wrong, but the extra bytes and the request crossed on the wire (crossWindow)
+	outCrossed   = "crossed" // wrong, but the extra bytes and the request crossed on the wire (see crossings)
 )
 
 // Reasons an answer is wrong.

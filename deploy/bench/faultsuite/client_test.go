@@ -133,7 +133,7 @@ func TestClientChecksEveryByte(t *testing.T) {
 // Without a proxy in between, the client itself reuses the connection a second response
 // arrived on: it must see that answer as another request's.
 func TestClientSeesSecondResponseAsForeign(t *testing.T) {
-	cr := newCrossings()
+	cr := newCrossings(defaultCrossWindow)
 	b, err := startBackend(faultSecondResp, cr)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func TestClientSeesSecondResponseAsForeign(t *testing.T) {
 // request's own, every byte checked, request bodies included.
 func TestBackendsAnswerEachRequestWithItsOwnBytes(t *testing.T) {
 	for _, f := range []fault{faultNone, faultSlowReader} {
-		b, err := startBackend(f, newCrossings())
+		b, err := startBackend(f, newCrossings(defaultCrossWindow))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +190,7 @@ func TestShortNamesAreDistinct(t *testing.T) {
 }
 
 func TestBackendFlagsARequestBodyThatIsNotTheRequests(t *testing.T) {
-	b, err := startBackend(faultNone, newCrossings())
+	b, err := startBackend(faultNone, newCrossings(defaultCrossWindow))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ type options struct {
 	timeouts    timeouts
 	ringside    string // prebuilt binary; "" builds one
 	keep        bool   // keep the work folder (configs, ringside's log)
+	crossWindow time.Duration
 }
 
 // faultResult is what one fault's clients saw through one engine.
@@ -36,7 +37,7 @@ type faultResult struct {
 	Examples []string       `json:"examples"`      // a few wrong answers and hangs, described
 	Longest  time.Duration  `json:"longest_wait"`  // of any exchange
 	// Crossed counts answers that were wrong because extra bytes and the request crossed
-	// on the wire, which no HTTP/1.1 proxy can prevent (see crossWindow); not failures.
+	// on the wire, which no HTTP/1.1 proxy can prevent (see crossings); not failures.
 	Crossed int `json:"crossed"`
 
 	wrongs []wrongAnswer // until settle
@@ -121,7 +122,7 @@ func runEngine(ctx context.Context, opt options, bin, workDir, engine string) (e
 		return res, err
 	}
 	backends := make(map[fault][]*backend)
-	cross := newCrossings()
+	cross := newCrossings(opt.crossWindow)
 	defer func() {
 		for _, bs := range backends {
 			for _, b := range bs {

@@ -69,6 +69,7 @@ func parseFlags(args []string) (options, string, error) {
 	fs.DurationVar(&opt.timeouts.request, "request-timeout", 0, "timeouts.request, written only with -new-timeouts (0: left out)")
 	fs.BoolVar(&opt.timeouts.writeNew, "new-timeouts", false, "write timeouts.body_idle (and timeouts.request) into the config; a ringside without them refuses the file")
 	fs.DurationVar(&opt.timeouts.margin, "margin", 2*time.Second, "slack past the configured bound before an open exchange is a hang")
+	fs.DurationVar(&opt.crossWindow, "cross-window", defaultCrossWindow, "a wrong answer to a request that reached the backend this soon after extra bytes on its connection is counted as crossed, not wrong")
 	fs.StringVar(&opt.ringside, "ringside", "", "a ringside binary to use (default: build cmd/ringside of this repository)")
 	fs.BoolVar(&opt.keep, "keep", false, "keep the work folder (configs and ringside's logs) and print its path")
 	jsonPath := fs.String("json", "", "also write the results as JSON to this file")
@@ -89,8 +90,8 @@ func parseFlags(args []string) (options, string, error) {
 	if opt.faults, err = parseFaults(*faults); err != nil {
 		return opt, "", fmt.Errorf("-faults: %w", err)
 	}
-	if opt.duration <= 0 || opt.concurrency < 1 || opt.maxRequests < 1 || opt.backends < 1 || opt.timeouts.attempts < 1 {
-		return opt, "", errors.New("-duration, -concurrency, -max-requests, -backends and -attempts must be positive")
+	if opt.duration <= 0 || opt.crossWindow < 0 || opt.concurrency < 1 || opt.maxRequests < 1 || opt.backends < 1 || opt.timeouts.attempts < 1 {
+		return opt, "", errors.New("-duration, -concurrency, -max-requests, -backends and -attempts must be positive, -cross-window not negative")
 	}
 	return opt, *jsonPath, nil
 }
@@ -116,8 +117,8 @@ func run(ctx context.Context, opt options, out io.Writer) ([]engineResult, error
 			return nil, err
 		}
 	}
-	fmt.Fprintf(out, "faultsuite: %s per engine, %d clients per fault, deadline per exchange %v (%s)\n\n",
-		opt.duration, opt.concurrency, opt.timeouts.bound(), describeTimeouts(opt.timeouts))
+	fmt.Fprintf(out, "faultsuite: %s per engine, %d clients per fault, deadline per exchange %v (%s), cross window %v\n\n",
+		opt.duration, opt.concurrency, opt.timeouts.bound(), describeTimeouts(opt.timeouts), opt.crossWindow)
 	var results []engineResult
 	for _, e := range opt.engines {
 		r, err := runEngine(ctx, opt, bin, work, e)

@@ -19,6 +19,7 @@ func shortOptions() options {
 		concurrency: 3,
 		maxRequests: 400,
 		backends:    2,
+		crossWindow: testCrossWindow,
 		timeouts: timeouts{
 			dial:           500 * time.Millisecond,
 			responseHeader: time.Second,
