@@ -164,6 +164,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-faults", ","}, true},
 		{[]string{"-cross-window", "-1ms"}, true},
 		{[]string{"-concurrency", "0"}, true},
+		{[]string{"-new-timeouts", "yes"}, true},
 		{[]string{"extra"}, true},
 	}
 	for _, tt := range tests {

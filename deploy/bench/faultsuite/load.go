@@ -23,6 +23,7 @@ type options struct {
 	ringside    string // prebuilt binary; "" builds one
 	keep        bool   // keep the work folder (configs, ringside's log)
 	crossWindow time.Duration
+	newTimeouts string // auto, on, off: write timeouts.body_idle and timeouts.request
 }
 
 // faultResult is what one fault's clients saw through one engine.

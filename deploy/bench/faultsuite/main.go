@@ -65,9 +65,9 @@ func parseFlags(args []string) (options, string, error) {
 	fs.DurationVar(&opt.timeouts.dial, "dial", 500*time.Millisecond, "timeouts.dial")
 	fs.DurationVar(&opt.timeouts.responseHeader, "response-header", 2*time.Second, "timeouts.response_header and retries.per_try_timeout")
 	fs.IntVar(&opt.timeouts.attempts, "attempts", 2, "retries.attempts")
-	fs.DurationVar(&opt.timeouts.bodyIdle, "body-idle", 2*time.Second, "the streamed-body idle limit ringside is held to (in the deadline; in the config only with -new-timeouts)")
-	fs.DurationVar(&opt.timeouts.request, "request-timeout", 0, "timeouts.request, written only with -new-timeouts (0: left out)")
-	fs.BoolVar(&opt.timeouts.writeNew, "new-timeouts", false, "write timeouts.body_idle (and timeouts.request) into the config; a ringside without them refuses the file")
+	fs.DurationVar(&opt.timeouts.bodyIdle, "body-idle", 2*time.Second, "timeouts.body_idle: the streamed-body idle limit ringside is held to (in the deadline; in the config as -new-timeouts says)")
+	fs.DurationVar(&opt.timeouts.request, "request-timeout", 0, "timeouts.request (0: left out)")
+	fs.StringVar(&opt.newTimeouts, "new-timeouts", "auto", "write timeouts.body_idle (and timeouts.request when -request-timeout > 0) into the config: auto (when this ringside knows them), on, off")
 	fs.DurationVar(&opt.timeouts.margin, "margin", 2*time.Second, "slack past the configured bound before an open exchange is a hang")
 	fs.DurationVar(&opt.crossWindow, "cross-window", defaultCrossWindow, "a wrong answer to a request that reached the backend this soon after extra bytes on its connection is counted as crossed, not wrong")
 	fs.StringVar(&opt.ringside, "ringside", "", "a ringside binary to use (default: build cmd/ringside of this repository)")
@@ -85,6 +85,11 @@ func parseFlags(args []string) (options, string, error) {
 			return opt, "", fmt.Errorf("-engines: %q is not an engine: want goroutines and/or event_loop", e)
 		}
 		opt.engines = append(opt.engines, e)
+	}
+	switch opt.newTimeouts {
+	case "auto", "on", "off":
+	default:
+		return opt, "", fmt.Errorf("-new-timeouts: %q: want auto, on or off", opt.newTimeouts)
 	}
 	var err error
 	if opt.faults, err = parseFaults(*faults); err != nil {
@@ -114,6 +119,14 @@ func run(ctx context.Context, opt options, out io.Writer) ([]engineResult, error
 	bin := opt.ringside
 	if bin == "" {
 		if bin, err = buildRingside(ctx, work); err != nil {
+			return nil, err
+		}
+	}
+	switch opt.newTimeouts {
+	case "on":
+		opt.timeouts.writeBodyIdle, opt.timeouts.writeRequest = true, true
+	case "auto":
+		if opt.timeouts.writeBodyIdle, opt.timeouts.writeRequest, err = knownTimeouts(ctx, bin, work); err != nil {
 			return nil, err
 		}
 	}

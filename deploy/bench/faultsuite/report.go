@@ -10,10 +10,12 @@ import (
 // describeTimeouts says which timeouts the run configured and which it only holds ringside to.
 func describeTimeouts(t timeouts) string {
 	s := fmt.Sprintf("dial %v + %d × response_header %v + body_idle %v + margin %v", t.dial, t.attempts, t.responseHeader, t.bodyIdle, t.margin)
-	if !t.writeNew {
-		return s + "; body_idle not in the config (-new-timeouts writes it)"
+	if t.writeBodyIdle {
+		s += "; body_idle in the config"
+	} else {
+		s += "; body_idle not in the config (this ringside does not know it)"
 	}
-	if t.request > 0 {
+	if t.writeRequest && t.request > 0 {
 		s += fmt.Sprintf("; request %v", t.request)
 	}
 	return s

@@ -21,19 +21,20 @@ type timeouts struct {
 	responseHeader time.Duration // also retries.per_try_timeout
 	attempts       int
 	// bodyIdle is the streamed-body idle limit ringside is held to. It is written to the
-	// config (timeouts.body_idle) only when writeNew is set: a ringside that does not know
-	// the field refuses the whole file.
-	bodyIdle time.Duration
-	request  time.Duration // timeouts.request, written only when writeNew and > 0
-	writeNew bool
-	margin   time.Duration // slack on top of the configured bound before a wait is a hang
+	// config (timeouts.body_idle) only when writeBodyIdle is set: a ringside that does not
+	// know the field refuses the whole file. Likewise timeouts.request (when > 0).
+	bodyIdle      time.Duration
+	request       time.Duration
+	writeBodyIdle bool
+	writeRequest  bool
+	margin        time.Duration // slack on top of the configured bound before a wait is a hang
 }
 
 // bound is the longest an exchange may take by the configuration, plus the margin: every
 // attempt may wait for its head, then a streamed body may stall for body_idle.
 func (t timeouts) bound() time.Duration {
 	d := t.dial + time.Duration(t.attempts)*t.responseHeader + t.bodyIdle
-	if t.writeNew && t.request > 0 && t.request < d {
+	if t.writeRequest && t.request > 0 && t.request < d {
 		d = t.request
 	}
 	return d + t.margin
@@ -48,11 +49,11 @@ func sidecarConfig(servicesPath, admin string, listen map[fault]string, faults [
 		fmt.Fprintf(&b, "  - name: %s\n    listen: %s\n    hash_key: [header:X-User-ID]\n", f, listen[f])
 		fmt.Fprintf(&b, "    retries: {attempts: %d, per_try_timeout: %s}\n", t.attempts, t.responseHeader)
 		fmt.Fprintf(&b, "    timeouts: {dial: %s, response_header: %s", t.dial, t.responseHeader)
-		if t.writeNew {
+		if t.writeBodyIdle {
 			fmt.Fprintf(&b, ", body_idle: %s", t.bodyIdle)
-			if t.request > 0 {
-				fmt.Fprintf(&b, ", request: %s", t.request)
-			}
+		}
+		if t.writeRequest && t.request > 0 {
+			fmt.Fprintf(&b, ", request: %s", t.request)
 		}
 		b.WriteString("}\n")
 	}
@@ -87,6 +88,35 @@ func buildRingside(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/ringside: %w\n%s", err, b)
 	}
 	return bin, nil
+}
+
+// knownTimeouts asks bin (ringside validate) whether its config knows timeouts.body_idle
+// and timeouts.request: today's refuses both as unknown fields.
+func knownTimeouts(ctx context.Context, bin, dir string) (bodyIdle, request bool, err error) {
+	services := filepath.Join(dir, "probe-services.yaml")
+	if err := os.WriteFile(services, []byte("services:\n  probe:\n    - address: 127.0.0.1:1\n"), 0o600); err != nil {
+		return false, false, err
+	}
+	knows := func(field string) (bool, error) {
+		cfg := fmt.Sprintf("discovery:\n  kind: file\n  file: {path: %s}\nupstreams:\n  - name: probe\n    listen: 127.0.0.1:0\n    timeouts: {%s: 1s}\n", services, field)
+		path := filepath.Join(dir, "probe-"+field+".yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			return false, err
+		}
+		out, err := exec.CommandContext(ctx, bin, "validate", "-config", path).CombinedOutput()
+		if err == nil {
+			return true, nil
+		}
+		if strings.Contains(string(out), "timeouts."+field+": unknown field") {
+			return false, nil
+		}
+		return false, fmt.Errorf("ringside validate of a config with timeouts.%s: %w\n%s", field, err, out)
+	}
+	if bodyIdle, err = knows("body_idle"); err != nil {
+		return false, false, err
+	}
+	request, err = knows("request")
+	return bodyIdle, request, err
 }
 
 // freeAddrs returns n loopback addresses that were free a moment ago (all held at once, so

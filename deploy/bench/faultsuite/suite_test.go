@@ -20,6 +20,7 @@ func shortOptions() options {
 		maxRequests: 400,
 		backends:    2,
 		crossWindow: testCrossWindow,
+		newTimeouts: "auto",
 		timeouts: timeouts{
 			dial:           500 * time.Millisecond,
 			responseHeader: time.Second,
@@ -76,7 +77,7 @@ func TestSidecarConfigWritesNewTimeoutsOnlyWhenAsked(t *testing.T) {
 	if strings.Contains(plain, "body_idle") || strings.Contains(plain, "request:") {
 		t.Errorf("config has timeouts today's ringside refuses:\n%s", plain)
 	}
-	to.writeNew, to.request = true, 2*time.Second
+	to.writeBodyIdle, to.writeRequest, to.request = true, true, 2*time.Second
 	withNew := sidecarConfig("/s.yaml", "127.0.0.1:2", listen, []fault{faultNone}, to, "goroutines")
 	if !strings.Contains(withNew, "body_idle: 1s, request: 2s}") {
 		t.Errorf("-new-timeouts config lacks body_idle and request:\n%s", withNew)
