@@ -53,6 +53,21 @@ func main() {
 	}
 }
 
+// options is one run of the suite (the command line).
+type options struct {
+	engines     []string
+	faults      []fault
+	duration    time.Duration // of the load on each engine
+	concurrency int           // clients per fault
+	maxRequests int           // per client
+	backends    int           // backends per fault
+	timeouts    timeouts
+	ringside    string // prebuilt binary; "" builds one
+	keep        bool   // keep the work folder (configs, ringside's log)
+	crossWindow time.Duration
+	newTimeouts string // auto, on, off: write timeouts.body_idle and timeouts.request
+}
+
 func parseFlags(args []string) (options, string, error) {
 	fs := flag.NewFlagSet("faultsuite", flag.ContinueOnError)
 	var opt options

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestFaultSuiteShort(t *testing.T) {
 	var out bytes.Buffer
 	results, err := run(ctx, shortOptions(), &out)
 	t.Logf("report:\n%s", out.String())
-	if err != nil && err != errFaultsFound {
+	if err != nil && !errors.Is(err, errFaultsFound) {
 		t.Fatal(err)
 	}
 	if len(results) != 2 {
