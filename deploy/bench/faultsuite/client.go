@@ -72,6 +72,9 @@ func (c *client) do(r request) outcome {
 	start := time.Now()
 	if c.conn == nil {
 		conn, err := net.DialTimeout("tcp", c.addr, c.deadline)
+		if err != nil && isTimeout(err) {
+			return outcome{label: outHang, detail: "connecting: " + err.Error()}
+		}
 		if err != nil {
 			return outcome{label: outDialError, detail: err.Error()}
 		}
