@@ -32,7 +32,7 @@ func stampArrivals(c syscall.Conn) {
 func arrival(c net.Conn) (time.Time, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return time.Now(), nil
+		return time.Time{}, nil // the caller dates the request itself
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {

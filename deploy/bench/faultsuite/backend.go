@@ -122,25 +122,30 @@ func (b *backend) serveConn(c net.Conn) {
 // serveOne reads one request and answers it, and reports whether the connection stays open.
 func (bc *backendConn) serveOne() bool {
 	b, bw := bc.b, bc.bw
-	var since time.Duration // from the extra bytes to this request's arrival
+	var at time.Time // when this request arrived, if it follows extra bytes
 	pending := !bc.extraAt.IsZero()
-	if pending && bc.br.Buffered() == 0 {
-		at, err := arrival(bc.c)
-		if err != nil {
+	switch {
+	case pending && bc.br.Buffered() > 0:
+		at = bc.extraAt // it was here already
+	case pending:
+		var err error
+		if at, err = arrival(bc.c); err != nil {
 			return false
 		}
-		since = at.Sub(bc.extraAt)
 	}
 	h, err := readHead(bc.br)
 	if err != nil {
 		return false
+	}
+	if pending && at.IsZero() {
+		at = time.Now() // no receive stamp: dated when read
 	}
 	method, target, _ := strings.Cut(h.first, " ")
 	target, _, _ = strings.Cut(target, " ")
 	path, query, _ := strings.Cut(target, "?")
 	id := h.get(idHeader)
 	if pending {
-		bc.behind = b.crossings.observe(id, since) || bc.behind
+		bc.behind = b.crossings.observe(id, at.Sub(bc.extraAt)) || bc.behind
 		bc.extraAt = time.Time{}
 	}
 	if bc.behind {
