@@ -11,4 +11,5 @@ require (
 	github.com/golang/groupcache v0.0.0-20210331224755-41bb18bfe9da
 	github.com/ringside-proxy/ringside v0.0.0-00010101000000-000000000000
 	github.com/stathat/consistent v1.0.0
+	go.uber.org/goleak v1.3.0
 )
