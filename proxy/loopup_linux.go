@@ -121,9 +121,7 @@ func (lx *loopExchange) giveBack() {
 // send takes a connection to the attempt's endpoint and writes the request on it.
 func (lx *loopExchange) send() {
 	x := lx.x
-	// A pooled connection is peeked at before use always for a request that must not be sent
-	// twice, after idleCheck for the others (see idleCheck).
-	u, r := lx.c.l.conn(lx.be, lx.start, !x.idempotent)
+	u, r := lx.c.l.conn(lx.be)
 	if u == nil {
 		lx.attemptDone(r)
 		return
@@ -334,23 +332,21 @@ type loopUp struct {
 	readable, hup bool
 }
 
-// idleCheck is how long a loop's pooled connection may sit idle before it is peeked at before
-// use. A loop learns that an idle connection turned readable (closed, or bytes nobody asked
-// for) from its epoll event, and closes it then (loopUp.event); the peek covers an event not
-// yet delivered: rare under load, when connections wait in the pool for microseconds, and
-// likely after a pause, when the endpoint's idle timeout may have just closed it.
-const idleCheck = time.Second
-
 // loopPool is a loop's connections to one endpoint.
 type loopPool struct {
 	idle []*loopUp // most recently used last
 	open int       // idle and busy
 }
 
-// conn returns a connection to be for an attempt that started at start: a pooled one (checked
-// for being closed or stale when check is set or it sat idle for idleCheck), or a new one,
+// conn returns a connection to be for an attempt: a pooled one known clean, or a new one,
 // possibly still connecting. On failure it returns the attempt's result instead.
-func (l *loop) conn(be *backend, start time.Time, check bool) (*loopUp, result) {
+//
+// A pooled connection is peeked at before every use, as the goroutine path does (see
+// exchange.attempt): the epoll event that says an idle connection turned readable (closed,
+// or bytes nobody asked for) closes it (loopUp.event), but only once the loop gets to it. In a
+// batch of events, or after the loop's thread was descheduled, a client's request can come
+// first and would take the connection with the bytes on it for its answer.
+func (l *loop) conn(be *backend) (*loopUp, result) {
 	p := l.pools[be]
 	if p == nil {
 		p = &loopPool{}
@@ -359,7 +355,7 @@ func (l *loop) conn(be *backend, start time.Time, check bool) (*loopUp, result) 
 	for len(p.idle) > 0 {
 		u := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
-		if (check || start.Sub(u.lastUse) >= idleCheck) && !fdAlive(u.fd) {
+		if !fdAlive(u.fd) {
 			u.close()
 			continue
 		}

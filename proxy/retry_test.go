@@ -280,14 +280,14 @@ func TestStaleKeepAliveConnection(t *testing.T) {
 // An endpoint that answers an idle connection with its own 408 and closes it (as some
 // servers do at their idle timeout) leaves bytes nobody asked for, and a FIN, on a pooled
 // connection. The next GET must still get the endpoint's 200, and without waiting for a
-// timeout. A connection idle for idleCheck is checked before use; one idle for less is used,
-// and the 408 read back from it is taken for what it is (or the write draws a reset).
+// timeout. A pooled connection is checked before use; a 408 that comes in after the check is
+// read back and taken for what it is (or the write draws a reset).
 func TestPooledConnectionClosedWithA408(t *testing.T) {
 	tests := []struct {
 		name         string
 		after, pause time.Duration // the endpoint's 408 after its response; the client's pause
 	}{
-		{"checked before use", 30 * time.Millisecond, idleCheck + 200*time.Millisecond},
+		{"checked before use", 30 * time.Millisecond, 200 * time.Millisecond},
 		{"met in use", 2 * time.Millisecond, 20 * time.Millisecond},
 	}
 	for _, tt := range tests {
