@@ -130,16 +130,16 @@ func (x *exchange) copyBody(bw *bufio.Writer, c net.Conn) error {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			_ = c.SetWriteDeadline(sooner(x.deadline, time.Now().Add(idle)))
-			if werr := writeData(bw, buf[:n], chunked); werr != nil {
-				return werr
-			}
 			sent += int64(n)
 			if !chunked && sent > cl {
 				return &clientError{err: errors.New("request body longer than its Content-Length")}
 			}
 			if max := x.h.cfg.MaxRequestBody; max > 0 && sent > max {
-				return &clientError{err: errBodyTooLarge}
+				return &clientError{err: errBodyTooLarge} // before a byte over it goes upstream
+			}
+			_ = c.SetWriteDeadline(sooner(x.deadline, time.Now().Add(idle)))
+			if werr := writeData(bw, buf[:n], chunked); werr != nil {
+				return werr
 			}
 		}
 		if err == io.EOF {

@@ -66,5 +66,5 @@
 //
 // HTTP/2 (h2c, gRPC) on either side: a client that opens with the HTTP/2 preface gets a GOAWAY
 // with HTTP_1_1_REQUIRED (refuseHTTP2), and nothing of it is forwarded; trailers (dropped); interim responses such as 103 Early
-// Hints (dropped; 100 Continue is answered by the server itself); TLS to endpoints.
+// Hints (dropped; 100 Continue is answered by the server itself).
 package proxy

@@ -58,7 +58,7 @@ func (x *exchange) attempt(be *backend, start time.Time) result {
 			return result{fail: classify(err), err: err}
 		}
 		x.up = upConn{hc: be.hc, bufs: be.bufs, cc: cc, c: cc.Conn()}
-		reused := cc.CreatedTime().Before(start)
+		reused := !cc.LastUseTime().IsZero() // fasthttp sets it when a connection goes back to the pool
 		// A pooled connection is used only when it is known clean: nothing arrived on it since
 		// its last response ended (see upConn.release for what was buffered then). Bytes
 		// nobody asked for - a second response, a body on a HEAD, 204 or 304, more than the
@@ -79,7 +79,7 @@ func (x *exchange) attempt(be *backend, start time.Time) result {
 		// goes again on the first-byte failure that gives.
 		repeatable := x.idempotent && x.bodyMode != bodyStreamed
 		if reused && repeatable && stale < maxStaleRetries {
-			if r.fail == failReset && isStale(r.err) {
+			if r.fail == failReset && !r.afterHead && isStale(r.err) {
 				continue
 			}
 			// A 408 that came in after the check (an endpoint answers an idle connection with
@@ -159,6 +159,12 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 		// 100 Continue (the client's Expect was answered by the server) and 103 Early
 		// Hints are dropped: fasthttp's server cannot send interim responses.
 	}
+	// From here on a failure is not a stale connection's: a response header came.
+	failAfterHead := func(err error) result {
+		r := fail(err)
+		r.afterHead = true
+		return r
+	}
 	status := resp.Header.StatusCode()
 	// A 408 may be an answer to no request of ours (see attempt), and whatever follows it on
 	// the connection could be taken for the next request's: the connection is not reused.
@@ -170,7 +176,7 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 	}
 	switching := status == fasthttp.StatusSwitchingProtocols
 	if switching && !x.upgrade {
-		return fail(errors.New("101 response to a request that asked for no upgrade"))
+		return failAfterHead(errors.New("101 response to a request that asked for no upgrade"))
 	}
 	x.scratch = cleanResponse(&resp.Header, switching, x.scratch)
 	if switching {
@@ -183,13 +189,13 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 		up.release(x.keep && cl != -2)
 	case respSmall:
 		if err := readBody(up.br, resp, cl); err != nil {
-			return fail(err)
+			return failAfterHead(err)
 		}
 		up.release(x.keep)
 	case respFirstByte:
 		// Under the header's deadline.
 		if err := firstByte(up.br); err != nil {
-			return fail(err)
+			return failAfterHead(err)
 		}
 	}
 	return result{status: status}

@@ -24,12 +24,22 @@ func isHTTP2Preface(h *fasthttp.RequestHeader) bool {
 	return string(h.Method()) == "PRI" && string(h.RequestURI()) == "*" && string(h.Protocol()) == "HTTP/2.0"
 }
 
-// refuseHTTP2 answers the HTTP/2 connection preface with http2Refusal on the raw connection,
-// which the server then closes: nothing of it goes to an endpoint. It returns the status
-// recorded for it, 505.
+// RefuseHTTP2 reports whether the request in ctx is the HTTP/2 connection preface, and if so
+// answers it with http2Refusal on the raw connection, which the server then closes: nothing of
+// it goes to an endpoint. Handler does it for every request; a server that routes requests
+// among handlers calls it for a request it routes nowhere (the preface has no Host).
+func RefuseHTTP2(ctx *fasthttp.RequestCtx) bool {
+	if !isHTTP2Preface(&ctx.Request.Header) {
+		return false
+	}
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) { _, _ = c.Write(http2Refusal) })
+	return true
+}
+
+// refuseHTTP2 records the refusal of the HTTP/2 preface RefuseHTTP2 answered, and returns its
+// status, 505.
 func (x *exchange) refuseHTTP2() int {
-	x.ctx.HijackSetNoResponse(true)
-	x.ctx.Hijack(func(c net.Conn) { _, _ = c.Write(http2Refusal) })
 	if x.log != nil {
 		x.log.reason = "HTTP/2 connection preface on an HTTP/1.1 listener"
 	}

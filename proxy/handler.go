@@ -211,7 +211,7 @@ func (x *exchange) serve() int {
 func (x *exchange) begin(now time.Time) (hash uint64, hasKey bool, status int, ok bool) {
 	h, ctx := x.h, x.ctx
 	hdr := &ctx.Request.Header
-	if isHTTP2Preface(hdr) {
+	if RefuseHTTP2(ctx) {
 		return 0, false, x.refuseHTTP2(), false
 	}
 	x.peer = hashkey.PeerAddr(ctx)
@@ -249,6 +249,9 @@ func (x *exchange) begin(now time.Time) (hash uint64, hasKey bool, status int, o
 		return 0, false, x.reject(fasthttp.StatusBadRequest, "bad request target"), false
 	}
 	x.extra = h.prepareRequest(ctx, &scan, x.peer, x.client, x.trusted, x.upgrade, x.extra)
+	if t := h.cfg.RequestTimeout; t > 0 {
+		x.deadline = now.Add(t) // before the body is read: reading it counts too
+	}
 	if err := x.prepareBody(); err != nil {
 		return 0, false, x.clientFailed(err), false
 	}
@@ -257,9 +260,6 @@ func (x *exchange) begin(now time.Time) (hash uint64, hasKey bool, status int, o
 	}
 	if x.upgrade && !x.reserveTunnel() {
 		return 0, false, x.reject(fasthttp.StatusServiceUnavailable, "too many upgraded connections"), false
-	}
-	if t := h.cfg.RequestTimeout; t > 0 {
-		x.deadline = now.Add(t)
 	}
 	h.budget.request(now)
 	return hash, hasKey, 0, true
@@ -294,6 +294,10 @@ func (x *exchange) forward(hash uint64, hasKey bool) int {
 		if !ok {
 			x.missingTransport(ep)
 			continue
+		}
+		if x.pastDeadline(time.Now()) {
+			x.releaseTunnel()
+			return x.failed(result{fail: failTimeout, err: errRequestTimeout})
 		}
 		attempted = true
 		if x.log != nil {

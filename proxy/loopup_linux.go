@@ -80,6 +80,10 @@ func (lx *loopExchange) nextAttempt() {
 			x.missingTransport(ep)
 			continue
 		}
+		if x.pastDeadline(lx.c.l.now) {
+			lx.respondOwn(x.failed(result{fail: failTimeout, err: errRequestTimeout}))
+			return
+		}
 		if be.tls || !be.ip.IsValid() {
 			// A loop dials IP addresses in plaintext only. Nothing has gone to the client yet,
 			// and the request's head is still in the client buffer: the goroutine path takes
@@ -639,7 +643,7 @@ func (u *loopUp) body() {
 // ended handles the end of the endpoint's side: an error, or its close.
 func (u *loopUp) ended(err error) {
 	switch {
-	case u.state != upBody: // upHead, upSmall: the attempt failed
+	case u.state != upBody: // before the body streams: the attempt failed
 		u.fail(result{fail: failReset, err: err})
 	case u.frame == frameClose && err == io.EOF:
 		c := u.lx.c
@@ -663,9 +667,14 @@ func (u *loopUp) fail(r result) {
 // abort breaks off a response whose body went wrong after its header was sent, for why: the
 // client's connection is closed, as the goroutine path does, and the abort reported.
 func (u *loopUp) abort(why abortReason, err error) {
+	u.lx.h.bodyAborted(u.lx.be, why, err)
+	u.breakOff()
+}
+
+// breakOff closes the endpoint and client connections of a response under way.
+func (u *loopUp) breakOff() {
 	lx := u.lx
 	c := lx.c
-	lx.h.bodyAborted(lx.be, why, err)
 	lx.up = nil
 	u.close()
 	c.closeAfter = true
@@ -683,6 +692,12 @@ func (u *loopUp) timedOut() {
 	case upWriting, upHead, upSmall, upFirst:
 		u.fail(result{fail: failTimeout, err: os.ErrDeadlineExceeded})
 	case upBody:
+		if u.paused {
+			// The client has not taken what was read: the client is slow, not the endpoint
+			// (the goroutine engine's client write times out, and reports nothing either).
+			u.breakOff()
+			return
+		}
 		u.abort(abortCause(os.ErrDeadlineExceeded, u.lx.x.deadline, u.l.now), os.ErrDeadlineExceeded)
 	}
 }

@@ -141,6 +141,17 @@ func (c *rawConn) doPeek(fd uintptr) {
 	c.alive = errno == syscall.EAGAIN
 }
 
+// ReadFrom copies r to c through a pooled buffer and c's raw writes. Without it the embedded
+// TCPConn's ReadFrom would take the copy (bufio.Writer hands a large write to its writer's
+// ReadFrom, as fasthttp's server does for every streamed response body once the header is
+// flushed), and it falls back to io.Copy with a new 32 KiB buffer for a reader it cannot
+// splice from, which is every one of ours.
+func (c *rawConn) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{c}, r, *bp)
+}
+
 // peekAlive is connAlive for a rawConn, without its allocations: a peek that does not wait
 // finds nothing to read. It goes through Control, not Read, so that neither a deadline that
 // has passed nor the poller is involved: the peek never waits.

@@ -91,7 +91,16 @@ func TestStreamingBodiesCappedPerEndpoint(t *testing.T) {
 			// The first upload sends half its body and waits.
 			slow, slowBr := rvDial(t, s.addr)
 			_, _ = io.WriteString(slow, "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"+strings.Repeat("a", 100000))
-			time.Sleep(200 * time.Millisecond) // it holds its endpoint connection now
+			waitFor(t, "the first upload to hold its slot", 5*time.Second, func() bool {
+				s.tr.mu.Lock()
+				defer s.tr.mu.Unlock()
+				for b := range s.tr.backends {
+					if b.streaming.Load() == 1 {
+						return true
+					}
+				}
+				return false
+			})
 			c, br := rvDial(t, s.addr)
 			_, _ = io.WriteString(c, "POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("b", 100000))
 			resp, body, err := rvReadResponse(br, "POST")

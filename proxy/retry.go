@@ -105,9 +105,10 @@ func retryStatus(status int) bool {
 
 // result is the end of one attempt.
 type result struct {
-	status int      // the response status, 0 when there is none
-	fail   failKind // failNone when there is a response
-	err    error
+	status    int      // the response status, 0 when there is none
+	fail      failKind // failNone when there is a response
+	err       error
+	afterHead bool // the failure came after a response header: not a stale connection's
 }
 
 // shouldRetry reports whether the request may go to another endpoint after r: a request that
@@ -125,6 +126,14 @@ func (x *exchange) shouldRetry(r result) bool {
 	return r.fail == failNone && retryStatus(r.status)
 }
 
+var errRequestTimeout = errors.New("request timeout passed before the attempt")
+
+// pastDeadline reports whether Config.RequestTimeout has passed at now: no attempt starts then,
+// so that no endpoint is charged a timeout it had no time to avoid.
+func (x *exchange) pastDeadline(now time.Time) bool {
+	return !x.deadline.IsZero() && !now.Before(x.deadline)
+}
+
 // retryAfter decides whether the request goes to another endpoint after its attempt-th
 // attempt ended with r at now: the retry policy (shouldRetry), the attempts left, the time
 // left (Config.RequestTimeout), and the budget. For a response in hand (a 502, 503 or 504), it also picks the next endpoint, which
@@ -132,7 +141,7 @@ func (x *exchange) shouldRetry(r result) bool {
 // client would get the proxy's 502 instead of the endpoint's answer.
 func (x *exchange) retryAfter(pick *balancer.Pick, attempt int, r result, now time.Time) (next *balancer.Endpoint, retry bool) {
 	h := x.h
-	if attempt >= h.cfg.Retry.Attempts || !x.shouldRetry(r) || (!x.deadline.IsZero() && !now.Before(x.deadline)) {
+	if attempt >= h.cfg.Retry.Attempts || !x.shouldRetry(r) || x.pastDeadline(now) {
 		return nil, false
 	}
 	if r.fail == failNone {

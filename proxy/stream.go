@@ -115,7 +115,7 @@ func (s *respStream) Read(p []byte) (int, error) {
 	n, err := s.read(p)
 	if err != nil && err != io.EOF {
 		s.err = err
-		if !s.aborted.Load() { // a drain's own abort is the drain's to report
+		if !s.aborted.Load() { // a drain breaking streams off at shutdown is no endpoint's fault
 			s.h.bodyAborted(s.be, abortCause(err, s.deadline, time.Now()), err)
 		}
 	}

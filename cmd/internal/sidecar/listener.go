@@ -157,6 +157,9 @@ func (l *listener) serve(ctx *fasthttp.RequestCtx) {
 		u.handler.ServeFastHTTP(ctx)
 		return
 	}
+	if proxy.RefuseHTTP2(ctx) { // an HTTP/2 preface has no Host to route by
+		return
+	}
 	ctx.Error("ringside: no upstream for this host\n", fasthttp.StatusNotFound)
 }
 

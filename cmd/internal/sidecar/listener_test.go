@@ -147,6 +147,23 @@ upstreams:
 			t.Errorf("Host %s: %d %q, want %d %q", tt.host, resp.StatusCode, body, tt.wantCode, tt.wantBody)
 		}
 	}
+
+	// An HTTP/2 client with prior knowledge has no Host to route by: it is told in HTTP/2 that
+	// the listener speaks HTTP/1.1 (GOAWAY HTTP_1_1_REQUIRED), not sent a 404 it cannot read.
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 5 * time.Second}
+	defer h2.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+sc.HostRoutingAddr()+"/", nil)
+	req.Host = "cart.internal"
+	resp, err := h2.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("HTTP/2 request answered %s; want the connection refused in HTTP/2", resp.Status)
+	}
+	if !strings.Contains(err.Error(), "HTTP_1_1_REQUIRED") {
+		t.Errorf("HTTP/2 request: %v; want a GOAWAY with HTTP_1_1_REQUIRED", err)
+	}
 }
 
 // fakeRegistrar records when Run and Deregister are called.
