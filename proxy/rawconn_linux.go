@@ -149,8 +149,14 @@ func (c *rawConn) doPeek(fd uintptr) {
 func (c *rawConn) ReadFrom(r io.Reader) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	return io.CopyBuffer(struct{ io.Writer }{c}, r, *bp)
+	return io.CopyBuffer(rawWriter{c}, r, *bp)
 }
+
+// rawWriter is a rawConn with only its Write, so that io.CopyBuffer does not call ReadFrom
+// again. One pointer: it goes into an interface without an allocation.
+type rawWriter struct{ c *rawConn }
+
+func (w rawWriter) Write(p []byte) (int, error) { return w.c.Write(p) }
 
 // peekAlive is connAlive for a rawConn, without its allocations: a peek that does not wait
 // finds nothing to read. It goes through Control, not Read, so that neither a deadline that

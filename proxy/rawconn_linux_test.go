@@ -3,6 +3,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
@@ -247,5 +248,46 @@ func TestRawConnConcurrentCallers(t *testing.T) {
 	a, b := <-counts, <-counts
 	if got := [2]int{a[0] + b[0], a[1] + b[1]}; got != [2]int{per * size, per * size} {
 		t.Fatalf("bytes received per writer = %v; want %d each", got, per*size)
+	}
+}
+
+// TestRawConnReadFromAllocatesNothing: a large copy that bufio.Writer hands to its writer's
+// ReadFrom (as fasthttp's server does with a streamed response body) goes through a pooled
+// buffer, not the embedded TCPConn's io.Copy fallback with a new 32 KiB buffer each time.
+func TestRawConnReadFromAllocatesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := wrapConn(d)
+	body := bytes.Repeat([]byte("x"), 64<<10)
+	var src bytes.Reader
+	bw := bufio.NewWriterSize(c, 4096)
+	var r io.Reader = struct{ io.Reader }{&src} // no WriterTo: the copy is ReadFrom's
+	allocs := testing.AllocsPerRun(20, func() {
+		src.Reset(body)
+		if _, err := bw.ReadFrom(r); err != nil {
+			t.Fatal(err)
+		}
+	})
+	c.Close()
+	<-drained
+	if allocs > 0.5 {
+		t.Fatalf("%.1f allocations per 64 KiB copy, want none", allocs)
 	}
 }
