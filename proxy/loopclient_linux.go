@@ -238,7 +238,7 @@ func (c *loopClient) close() {
 	c.closed = true
 	c.l.remove(c.fd)
 	c.l.clients--
-	c.l.s.conns.Add(-1)
+	c.l.s.gate.leave()
 	_ = syscall.Close(c.fd)
 	if x := c.x; x != nil {
 		x.abandon()

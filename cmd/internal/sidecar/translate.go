@@ -109,6 +109,8 @@ func proxyConfig(u config.Upstream) (proxy.Config, error) {
 		StripPrefix:           u.StripPrefix,
 		AddPrefix:             u.AddPrefix,
 		ResponseHeaderTimeout: u.Timeouts.ResponseHeader,
+		TunnelIdleTimeout:     u.Tunnels.IdleTimeout,
+		MaxTunnels:            u.Tunnels.Max,
 		Retry: proxy.RetryConfig{
 			Attempts:       u.Retries.Attempts,
 			PerTryTimeout:  u.Retries.PerTryTimeout,
