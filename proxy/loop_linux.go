@@ -285,6 +285,8 @@ type loop struct {
 
 	src bytes.Reader // parsing: a head already whole in a buffer
 	br  *bufio.Reader
+
+	freeIn [][]byte // client read buffers taken back from idle connections (loopbuf_linux.go)
 }
 
 func newLoop(s *LoopServer, lfd int) (*loop, error) {
@@ -603,6 +605,8 @@ func (l *loop) handover(c *loopClient) {
 	}
 	l.s.handovers.Add(1)
 	pc := &prefixConn{Conn: &gatedConn{Conn: wrapConn(nc), gate: l.s.gate}, pre: append([]byte(nil), c.in[:c.n]...)}
+	c.n = 0
+	l.takeBackIn(c)
 	l.s.handed.Go(func() { _ = l.s.fallback.ServeConn(pc) })
 }
 
