@@ -41,10 +41,12 @@ type Config struct {
 	// with sparse heartbeats).
 	StreamIdleTimeout time.Duration
 	// TunnelIdleTimeout closes an upgraded (WebSocket) connection after this long without a
-	// byte in either direction. Default 1h.
+	// byte in either direction. Default 5m (as Envoy's stream idle timeout; WebSocket clients
+	// ping well within it).
 	TunnelIdleTimeout time.Duration
 	// MaxTunnels caps the upgraded connections open at once through this handler; more
-	// upgrade requests get 503. Default 10000; negative means no cap.
+	// upgrade requests get 503. Default 1024 (about 32 MiB of idle tunnels, see
+	// deploy/CONFIG.md); negative means no cap.
 	MaxTunnels int
 
 	// Retry configures retries to other endpoints.
@@ -97,8 +99,8 @@ var ErrBadConfig = errors.New("bad proxy config")
 const (
 	defaultResponseHeaderTimeout = 30 * time.Second
 	defaultStreamIdleTimeout     = 5 * time.Minute
-	defaultTunnelIdleTimeout     = time.Hour
-	defaultMaxTunnels            = 10000
+	defaultTunnelIdleTimeout     = 5 * time.Minute
+	defaultMaxTunnels            = 1024
 	defaultAttempts              = 3
 	defaultReplayBodySize        = 64 << 10
 	defaultBudgetRatio           = 0.2

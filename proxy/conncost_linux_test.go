@@ -207,3 +207,22 @@ const (
 	idleConnBytesGoroutinesNew = 8 << 10  // before the first request: the goroutine's stack, the conn
 	idleConnBytesGoroutines    = 32 << 10 // after one: and fasthttp's read buffer (max_header_bytes)
 )
+
+// The memory model's figure per idle tunnel, checked. Each direction used to wait in its
+// read holding a 32 KiB copy buffer, and the endpoint side its reader besides: 108 KiB a
+// tunnel, measured.
+func TestIdleTunnelCostWithinTheMemoryModel(t *testing.T) {
+	s := newStack(t, stackOpts{}, startUpgradeBackend(t))
+	got := measureConnCost(t, s.addr, 200, upgradeRequest, "\r\n\r\n")
+	if raceEnabled {
+		got /= 1.5
+	}
+	t.Logf("%.0f bytes per idle tunnel (model: at most %d)", got, idleTunnelBytes)
+	if got > idleTunnelBytes {
+		t.Errorf("an idle tunnel costs %.0f bytes, more than the %d of the memory model", got, idleTunnelBytes)
+	}
+}
+
+// idleTunnelBytes is the memory model's cost of an idle tunnel (deploy/CONFIG.md): two
+// goroutines, two 2 KiB read buffers, fasthttp's read buffer and RequestCtx, both sockets.
+const idleTunnelBytes = 40 << 10
