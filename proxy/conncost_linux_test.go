@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// measureConnCost opens n client connections to addr, sends each one request (setup sends
-// and checks it) and leaves it open, idle, as a keep-alive client would; it returns the bytes
+// measureConnCost opens n client connections to addr, sends each one request (waits for the
+// end of its response, respEnd, unless that is empty) and leaves it open, idle, as a
+// keep-alive client would (or with its request in flight); it returns the bytes
 // the process holds per connection (Go heap in use plus goroutine stacks, after a GC; kernel
 // socket buffers are not counted), then closes them. The clients are raw sockets, so that they cost
 // the process nothing of its own beyond a file descriptor.
@@ -45,6 +46,9 @@ func measureConnCost(t testing.TB, addr string, n int, request, respEnd string) 
 		}
 		if _, err := syscall.Write(fd, []byte(request)); err != nil {
 			t.Fatal(err)
+		}
+		if respEnd == "" {
+			continue // left in flight
 		}
 		got := 0
 		for !bytes.HasSuffix(buf[:got], []byte(respEnd)) {
@@ -106,7 +110,7 @@ func BenchmarkIdleClientConnectionCost(b *testing.B) {
 // connection, and the copies between them. The endpoint holds its sockets without a Go
 // object of its own, so that only the proxy's share is counted.
 func BenchmarkTunnelCost(b *testing.B) {
-	be := startUpgradeBackend(b)
+	be := startHoldingBackend(b, upgradeResponse)
 	s := newStack(b, stackOpts{}, be)
 	var perTunnel float64
 	for b.Loop() {
@@ -117,9 +121,28 @@ func BenchmarkTunnelCost(b *testing.B) {
 
 const upgradeRequest = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
 
-// startUpgradeBackend answers every request with 101 Switching Protocols and holds the
+const upgradeResponse = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+
+// BenchmarkRequestInFlightCost reports the memory a request waiting for its response head
+// costs on each engine, per request over 300 of them: the client connection, the exchange,
+// the endpoint connection (the endpoint answers nothing).
+func BenchmarkRequestInFlightCost(b *testing.B) {
+	be := startHoldingBackend(b, "")
+	for _, loop := range []bool{false, true} {
+		b.Run(fmt.Sprintf("loop=%v", loop), func(b *testing.B) {
+			s := newStack(b, stackOpts{loop: loop}, be)
+			var perRequest float64
+			for b.Loop() {
+				perRequest = measureConnCost(b, s.addr, 300, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "")
+			}
+			b.ReportMetric(perRequest, "B/request-in-flight")
+		})
+	}
+}
+
+// startHoldingBackend answers every request with reply (nothing, if empty) and holds the
 // connection, as raw sockets: no goroutine or buffer per connection.
-func startUpgradeBackend(t testing.TB) *testBackend {
+func startHoldingBackend(t testing.TB, reply string) *testBackend {
 	t.Helper()
 	lfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -151,7 +174,9 @@ func startUpgradeBackend(t testing.TB) *testBackend {
 				}
 				got += m
 			}
-			_, _ = syscall.Write(fd, []byte("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"))
+			if reply != "" {
+				_, _ = syscall.Write(fd, []byte(reply))
+			}
 		}
 	}()
 	t.Cleanup(func() {
@@ -212,7 +237,7 @@ const (
 // read holding a 32 KiB copy buffer, and the endpoint side its reader besides: 108 KiB a
 // tunnel, measured.
 func TestIdleTunnelCostWithinTheMemoryModel(t *testing.T) {
-	s := newStack(t, stackOpts{}, startUpgradeBackend(t))
+	s := newStack(t, stackOpts{}, startHoldingBackend(t, upgradeResponse))
 	got := measureConnCost(t, s.addr, 200, upgradeRequest, "\r\n\r\n")
 	if raceEnabled {
 		got /= 1.5
