@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -88,4 +89,29 @@ func gatheredValue(t *testing.T, f *fixture, name string) float64 {
 	}
 	t.Fatalf("no %s for the app listener", name)
 	return 0
+}
+
+// tunnels.max and tunnels.idle_timeout reach the upstream's handler, with their defaults
+// when the file leaves them out.
+func TestTunnelLimitsFromTheFile(t *testing.T) {
+	tests := []struct {
+		extra    string
+		wantMax  int
+		wantIdle time.Duration
+	}{
+		{"", 1024, 5 * time.Minute},
+		{"    tunnels: {max: 3, idle_timeout: 45s}", 3, 45 * time.Second},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		writeServices(t, filepath.Join(dir, "services.yaml"), nil)
+		cfg := parseConfig(t, dir, tt.extra, "10ms")
+		pc, err := proxyConfig(cfg.Upstreams[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pc.MaxTunnels != tt.wantMax || pc.TunnelIdleTimeout != tt.wantIdle {
+			t.Errorf("%q: MaxTunnels %d, TunnelIdleTimeout %v; want %d, %v", tt.extra, pc.MaxTunnels, pc.TunnelIdleTimeout, tt.wantMax, tt.wantIdle)
+		}
+	}
 }
