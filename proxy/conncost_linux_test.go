@@ -251,3 +251,33 @@ func TestIdleTunnelCostWithinTheMemoryModel(t *testing.T) {
 // idleTunnelBytes is the memory model's cost of an idle tunnel (deploy/CONFIG.md): two
 // goroutines, two 2 KiB read buffers, fasthttp's read buffer and RequestCtx, both sockets.
 const idleTunnelBytes = 40 << 10
+
+// BenchmarkLoopKeepAliveGET sends GETs one after another on one keep-alive connection served
+// by an event loop: the path where a connection's read buffer is lent for each request and
+// taken back after it. Allocations are the whole process's (client, loop, endpoint).
+func BenchmarkLoopKeepAliveGET(b *testing.B) {
+	s := newStack(b, stackOpts{loop: true}, startBackend(b, "a", okHandler("ok")))
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Connect(fd, sockaddrOf(b, s.addr)); err != nil {
+		b.Fatal(err)
+	}
+	req := []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	buf := make([]byte, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := syscall.Write(fd, req); err != nil {
+			b.Fatal(err)
+		}
+		for got := 0; !bytes.HasSuffix(buf[:got], []byte("\r\n\r\nok")); {
+			m, err := syscall.Read(fd, buf[got:])
+			if err != nil || m <= 0 {
+				b.Fatalf("response: %q %v", buf[:got], err)
+			}
+			got += m
+		}
+	}
+}
