@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"testing"
 	"time"
 )
@@ -69,5 +71,45 @@ func TestMaxConnsForSizesToFileDescriptorsAndMemory(t *testing.T) {
 				t.Errorf("maxConnsFor(%d, %d) = %d, want %d", tt.nofile, tt.bytes, got, tt.want)
 			}
 		})
+	}
+}
+
+// Under TLS (quiet), a connection over the cap is closed without a byte: a plaintext 503
+// would reach a client that expects a TLS handshake.
+func TestListenerOverTheCapUnderTLSClosesWithoutAnAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewListener(ln, ServerConfig{MaxConns: 1}, true)
+	accepted := make(chan net.Conn, 2)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				done <- err
+				return
+			}
+			accepted <- c
+		}
+	}()
+	first, _ := rvDial(t, l.Addr().String())
+	defer first.Close()
+	held := <-accepted
+	second, _ := rvDial(t, l.Addr().String())
+	if got, err := io.ReadAll(second); err != nil || len(got) != 0 {
+		t.Errorf("over the cap: read %q (%v), want the connection closed without a byte", got, err)
+	}
+	if st := l.Stats(); st.Open != 1 || st.Refused != 1 {
+		t.Errorf("stats %+v, want 1 open and 1 refused", st)
+	}
+	_ = held.Close()
+	_ = l.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
+	}
+	if st := l.Stats(); st.Open != 0 {
+		t.Errorf("%d still counted open after their Close", st.Open)
 	}
 }
