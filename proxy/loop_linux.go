@@ -605,8 +605,10 @@ func (l *loop) handover(c *loopClient) {
 	}
 	l.s.handovers.Add(1)
 	pc := &prefixConn{Conn: &gatedConn{Conn: wrapConn(nc), gate: l.s.gate}, pre: append([]byte(nil), c.in[:c.n]...)}
-	c.n = 0
-	l.takeBackIn(c)
+	if c.x == nil { // (a retry's handover leaves the exchange to unwind first)
+		c.n = 0
+		l.takeBackIn(c)
+	}
 	l.s.handed.Go(func() { _ = l.s.fallback.ServeConn(pc) })
 }
 
