@@ -181,6 +181,8 @@ func (s *Sidecar) publishHostsLocked() {
 
 // serveListener starts l's server; s.mu is held.
 func (s *Sidecar) serveListener(l *listener) {
+	s.log.Info("serving", zap.String("listen", l.ln.Addr().String()),
+		zap.Int64("max_connections", l.conns.Stats().Max), zap.Bool("event_loop", l.loop != nil))
 	s.bgWG.Add(1)
 	go func() {
 		defer s.bgWG.Done()
