@@ -49,10 +49,12 @@ type Config struct {
 	// does. Default 0: no limit.
 	RequestTimeout time.Duration
 	// TunnelIdleTimeout closes an upgraded (WebSocket) connection after this long without a
-	// byte in either direction. Default 1h.
+	// byte in either direction. Default 5m (as Envoy's stream idle timeout; WebSocket clients
+	// ping well within it).
 	TunnelIdleTimeout time.Duration
 	// MaxTunnels caps the upgraded connections open at once through this handler; more
-	// upgrade requests get 503. Default 10000; negative means no cap.
+	// upgrade requests get 503. Default 1024 (about 32 MiB of idle tunnels, see
+	// deploy/CONFIG.md); negative means no cap.
 	MaxTunnels int
 	// MaxRequestBody is the largest request body accepted, in bytes: a larger Content-Length
 	// gets 413 before anything is sent upstream, and a chunked body that grows past it is
@@ -111,8 +113,8 @@ var ErrBadConfig = errors.New("bad proxy config")
 const (
 	defaultResponseHeaderTimeout = 30 * time.Second
 	defaultStreamIdleTimeout     = 30 * time.Second
-	defaultTunnelIdleTimeout     = time.Hour
-	defaultMaxTunnels            = 10000
+	defaultTunnelIdleTimeout     = 5 * time.Minute
+	defaultMaxTunnels            = 1024
 	defaultAttempts              = 3
 	defaultReplayBodySize        = 64 << 10
 	defaultBudgetRatio           = 0.2

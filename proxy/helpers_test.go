@@ -112,6 +112,15 @@ type stack struct {
 	rev     uint64
 	loop    *LoopServer // nil unless the stack is served by event loops
 	srv     *fasthttp.Server
+	ln      *Listener // the goroutine engine's listener; nil when loop is set
+}
+
+// connStats returns what the stack's listener counted, on either engine.
+func (s *stack) connStats() ConnStats {
+	if s.loop != nil {
+		return s.loop.Stats().Conns
+	}
+	return s.ln.Stats()
 }
 
 type stackOpts struct {
@@ -182,7 +191,8 @@ func newStack(t testing.TB, so stackOpts, backends ...*testBackend) *stack {
 		s.loop = ls
 		go func() { defer close(done); _ = ls.Serve(WrapListener(ln)) }()
 	} else {
-		go func() { defer close(done); _ = srv.Serve(WrapListener(ln)) }() // as the sidecar serves
+		s.ln = NewListener(WrapListener(ln), so.scfg, false) // as the sidecar serves
+		go func() { defer close(done); _ = srv.Serve(s.ln) }()
 	}
 	s.client = testClient(s.addr)
 	t.Cleanup(func() {

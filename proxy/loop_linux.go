@@ -62,7 +62,11 @@ type LoopServer struct {
 
 	// Requests the loops served, and connections they handed over.
 	loopRequests, handovers atomic.Uint64
-	conns                   atomic.Int64 // client connections the loops hold
+	// gate counts the client connections, the loops' and those they handed over, against
+	// cfg.MaxConns, and paces accepts that fail for lack of resources. A Listener given to
+	// Serve brings its own.
+	gate   *connGate
+	listen string // the listener's address, for the log
 }
 
 // NewLoopServer returns a LoopServer. route returns the Handler of a request (nil hands the
@@ -81,12 +85,16 @@ func NewLoopServer(route func(*fasthttp.RequestCtx) *Handler, fallback *fasthttp
 	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, defaultIdleTimeout)
 	cfg.WriteTimeout = orDefault(cfg.WriteTimeout, defaultWriteTimeout)
 	cfg.MaxRequestHeaderSize = orDefault(cfg.MaxRequestHeaderSize, defaultMaxRequestHeaderSize)
+	cfg.MaxConns = orDefault(cfg.MaxConns, DefaultMaxConns())
+	if cfg.MaxConns < 1 {
+		return nil, fmt.Errorf("%w: loop server: max conns %d, want >= 1", ErrBadConfig, cfg.MaxConns)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
 	return &LoopServer{route: route, fallback: fallback, cfg: cfg, log: log, n: max(loops, 1),
-		served: make(chan struct{})}, nil
+		served: make(chan struct{}), gate: newConnGate(cfg.MaxConns, log)}, nil
 }
 
 // Serve runs the loops on ln, which must be a TCP listener (or one wrapped by WrapListener),
@@ -97,6 +105,7 @@ func (s *LoopServer) Serve(ln net.Listener) error {
 	if !ok {
 		return fmt.Errorf("%w: loop server needs a TCP listener, not %T", ErrBadConfig, ln)
 	}
+	s.listen = ln.Addr().String()
 	f, err := tl.File() // a duplicate, in blocking mode: made non-blocking below
 	if err != nil {
 		return err
@@ -107,6 +116,9 @@ func (s *LoopServer) Serve(ln net.Listener) error {
 		return err
 	}
 	s.mu.Lock()
+	if g := listenerGate(ln); g != nil {
+		s.gate = g // before any loop runs: read by the loops' threads from now on
+	}
 	for range s.n {
 		l, err := newLoop(s, lfd)
 		if err != nil {
@@ -210,12 +222,29 @@ func (s *LoopServer) wakeAll() {
 	}
 }
 
-// unwrapListener returns the listener under WrapListener's.
+// unwrapListener returns the listener under WrapListener's and Listener's.
 func unwrapListener(ln net.Listener) net.Listener {
-	if w, ok := ln.(interface{ Unwrap() net.Listener }); ok {
-		return w.Unwrap()
+	for {
+		w, ok := ln.(interface{ Unwrap() net.Listener })
+		if !ok {
+			return ln
+		}
+		ln = w.Unwrap()
 	}
-	return ln
+}
+
+// listenerGate returns the gate of the Listener in ln's wrappers, or nil.
+func listenerGate(ln net.Listener) *connGate {
+	for {
+		if l, ok := ln.(*Listener); ok {
+			return l.gate
+		}
+		w, ok := ln.(interface{ Unwrap() net.Listener })
+		if !ok {
+			return nil
+		}
+		ln = w.Unwrap()
+	}
 }
 
 // sweepEvery is how often a loop checks its connections' deadlines: timeouts fire up to this
@@ -249,9 +278,15 @@ type loop struct {
 	// request never deepens the stack.
 	ready    []*loopClient
 	released bool // its file descriptors are closed: guarded by s.mu
+	// resumeAccept, when set, is when the listener goes back into the epoll set: accept
+	// failed for lack of resources (see connGate), and the listener, level-triggered, would
+	// wake the loop at once and for ever while its queue holds a connection.
+	resumeAccept time.Time
 
 	src bytes.Reader // parsing: a head already whole in a buffer
 	br  *bufio.Reader
+
+	freeIn [][]byte // client read buffers taken back from idle connections (loopbuf_linux.go)
 }
 
 func newLoop(s *LoopServer, lfd int) (*loop, error) {
@@ -267,9 +302,7 @@ func newLoop(s *LoopServer, lfd int) (*loop, error) {
 	l := &loop{s: s, ep: ep, lfd: lfd, wake: int(wake), fds: make([]fdHandler, 1024),
 		gens: make([]int32, 1024), pools: make(map[*backend]*loopPool)}
 	l.br = bufio.NewReaderSize(&l.src, s.cfg.MaxRequestHeaderSize+64)
-	const epollExclusive = 1 << 28
-	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, lfd,
-		&syscall.EpollEvent{Events: syscall.EPOLLIN | epollExclusive, Fd: int32(lfd)}); err != nil {
+	if err := l.watchListener(); err != nil {
 		l.releaseLocked()
 		return nil, fmt.Errorf("epoll listener: %w", err)
 	}
@@ -279,6 +312,14 @@ func newLoop(s *LoopServer, lfd int) (*loop, error) {
 		return nil, fmt.Errorf("epoll eventfd: %w", err)
 	}
 	return l, nil
+}
+
+// watchListener adds the listener to the epoll set, level-triggered; with EPOLLEXCLUSIVE, a
+// connection wakes one of the loops, not all.
+func (l *loop) watchListener() error {
+	const epollExclusive = 1 << 28
+	return syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, l.lfd,
+		&syscall.EpollEvent{Events: syscall.EPOLLIN | epollExclusive, Fd: int32(l.lfd)})
 }
 
 // release closes the loop's epoll set and eventfd, once.
@@ -369,7 +410,9 @@ func (l *loop) run() {
 			}
 		}
 		timeout := int(sweepEvery / time.Millisecond)
-		if l.nfds == 0 {
+		if !l.resumeAccept.IsZero() {
+			timeout = min(timeout, int(max(l.resumeAccept.Sub(l.now), time.Millisecond)/time.Millisecond))
+		} else if l.nfds == 0 {
 			timeout = -1
 		}
 		n, err := syscall.EpollWait(l.ep, events, timeout)
@@ -378,6 +421,13 @@ func (l *loop) run() {
 			l.s.log.Error("event loop stopped", zap.Error(err))
 			l.closeAll()
 			return
+		}
+		if !l.resumeAccept.IsZero() && !l.now.Before(l.resumeAccept) {
+			l.resumeAccept = time.Time{}
+			if accepting && l.watchListener() == nil {
+				l.accept()
+				l.runReady()
+			}
 		}
 		for i := range n {
 			fd := int(events[i].Fd)
@@ -404,41 +454,44 @@ func (l *loop) run() {
 	}
 }
 
-// accept takes the connections waiting on the listener.
+// accept takes the connections waiting on the listener, under the server's gate: over
+// MaxConns, a connection is answered and closed; out of file descriptors (or kernel memory),
+// the listener leaves the epoll set until the gate's pause is over.
 func (l *loop) accept() {
 	for {
 		fd, sa, err := syscall.Accept4(l.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		if err != nil {
-			if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR) {
+			switch {
+			case outOfResources(err):
+				_ = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil)
+				l.resumeAccept = l.now.Add(l.s.gate.failed(err, l.now, l.s.listen))
+			case !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR):
 				if ce := l.s.log.Check(zap.DebugLevel, "accept"); ce != nil {
 					ce.Write(zap.Error(err))
 				}
 			}
 			return
 		}
-		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
-		if max := l.s.cfg.MaxConns; max > 0 && l.s.conns.Load() >= int64(max) {
-			// As fasthttp's server answers past its concurrency limit.
+		l.s.gate.accepted(l.now, l.s.listen)
+		if !l.s.gate.enter() {
 			_, _ = rawWrite(fd, tooManyConns)
 			_ = syscall.Close(fd)
 			continue
 		}
+		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
 		c := newLoopClient(l, fd, sa)
 		if err := l.add(fd, c); err != nil {
 			_ = syscall.Close(fd)
+			l.s.gate.leave()
 			continue
 		}
 		l.clients++
-		l.s.conns.Add(1)
 		c.deadline = l.now.Add(l.s.cfg.ReadHeaderTimeout)
 		c.input() // data may have come with the connection
 		l.runReady()
 	}
 }
-
-var tooManyConns = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-	"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
 
 // schedule queues c to go on to its next request from the top of the loop.
 func (l *loop) schedule(c *loopClient) {
@@ -540,33 +593,30 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 func (l *loop) handover(c *loopClient) {
 	l.remove(c.fd)
 	l.clients--
-	c.closed = true // to the loop, it is gone; s.conns counts it until the fallback closes it
+	c.closed = true // to the loop, it is gone; s.gate counts it until the fallback closes it
 	f := os.NewFile(uintptr(c.fd), "client")
 	c.fd = -1
 	nc, err := net.FileConn(f) // a duplicate, in the runtime's poller
 	f.Close()
 	if err != nil {
-		l.s.conns.Add(-1)
+		l.s.gate.leave()
 		l.s.log.Debug("hand over connection", zap.Error(err))
 		return
 	}
 	l.s.handovers.Add(1)
-	pc := &prefixConn{Conn: wrapConn(nc), pre: append([]byte(nil), c.in[:c.n]...), conns: &l.s.conns}
+	pc := &prefixConn{Conn: &gatedConn{Conn: wrapConn(nc), gate: l.s.gate}, pre: append([]byte(nil), c.in[:c.n]...)}
+	if c.x == nil { // (a retry's handover leaves the exchange to unwind first)
+		c.n = 0
+		l.takeBackIn(c)
+	}
 	l.s.handed.Go(func() { _ = l.s.fallback.ServeConn(pc) })
 }
 
 // prefixConn is a handed-over connection, whose first bytes were already read: Read returns
-// them first. It stays counted in conns (ServerConfig.MaxConns) until it is closed.
+// them first. It stays counted by the gate (ServerConfig.MaxConns) until it is closed.
 type prefixConn struct {
-	net.Conn
-	pre   []byte
-	conns *atomic.Int64
-	once  sync.Once
-}
-
-func (c *prefixConn) Close() error {
-	c.once.Do(func() { c.conns.Add(-1) })
-	return c.Conn.Close()
+	net.Conn // a *gatedConn
+	pre      []byte
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {
@@ -584,9 +634,14 @@ func bufPtr(p []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(p)
 type LoopStats struct {
 	Requests  uint64 // requests the loops served themselves
 	Handovers uint64 // connections handed to the fallback server
+	Conns     ConnStats
 }
 
-// Stats returns the counts so far. Safe for concurrent use.
+// Stats returns the counts so far. Safe for concurrent use once Serve has started (or
+// before it, when no Listener is given to Serve).
 func (s *LoopServer) Stats() LoopStats {
-	return LoopStats{Requests: s.loopRequests.Load(), Handovers: s.handovers.Load()}
+	s.mu.Lock()
+	g := s.gate
+	s.mu.Unlock()
+	return LoopStats{Requests: s.loopRequests.Load(), Handovers: s.handovers.Load(), Conns: g.stats()}
 }

@@ -30,6 +30,7 @@ func (s *LoopServer) Shutdown(ctx context.Context) error { return nil }
 type LoopStats struct {
 	Requests  uint64 // requests the loops served themselves
 	Handovers uint64 // connections handed to the fallback server
+	Conns     ConnStats
 }
 
 // Stats returns zeros.

@@ -39,7 +39,7 @@ type loopClient struct {
 }
 
 func newLoopClient(l *loop, fd int, sa syscall.Sockaddr) *loopClient {
-	c := &loopClient{l: l, fd: fd, in: make([]byte, l.s.cfg.MaxRequestHeaderSize), readable: true}
+	c := &loopClient{l: l, fd: fd, readable: true} // in is lent while it holds bytes
 	c.ctx = new(fasthttp.RequestCtx)
 	c.ctx.Init2(&addrConn{remote: sockaddrTCP(sa)}, fasthttpLogger{l.s.log.Sugar()}, false)
 	return c
@@ -67,6 +67,8 @@ func (c *loopClient) input() {
 	if c.x != nil || c.closed {
 		return
 	}
+	c.l.lendIn(c)
+	defer c.l.takeBackIn(c)
 	for c.readable && !c.eof && c.n < len(c.in) {
 		want := len(c.in) - c.n
 		n, errno := rawRead(c.fd, c.in[c.n:])
@@ -246,7 +248,7 @@ func (c *loopClient) close() {
 	c.closed = true
 	c.l.remove(c.fd)
 	c.l.clients--
-	c.l.s.conns.Add(-1)
+	c.l.s.gate.leave()
 	_ = syscall.Close(c.fd)
 	if x := c.x; x != nil {
 		x.abandon()

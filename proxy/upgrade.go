@@ -81,7 +81,7 @@ func (t *tunnel) run(client net.Conn) {
 	t.client = client
 	aborted := t.aborted
 	t.mu.Unlock()
-	if !aborted {
+	if !aborted && t.sendBuffered(client) {
 		t.last.Store(time.Now().UnixNano())
 		done := make(chan struct{})
 		go func() {
@@ -89,11 +89,33 @@ func (t *tunnel) run(client net.Conn) {
 			t.copy(t.up.c, client, client) // client to endpoint
 			t.shut()
 		}()
-		t.copy(client, t.up.br, t.up.c) // endpoint to client, bytes sent along with the 101 first
+		t.copy(client, t.up.c, t.up.c) // endpoint to client
 		t.shut()
 		<-done
 	}
 	t.finish()
+}
+
+// sendBuffered passes on the bytes the endpoint sent along with the 101, which its reader
+// holds, and gives the reader back to its pool: from here on the tunnel reads the socket
+// itself, and an idle tunnel holds no reader. It reports whether the client took them.
+func (t *tunnel) sendBuffered(client net.Conn) bool {
+	br := t.up.br
+	if br == nil {
+		return true
+	}
+	ok := true
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		if t.idle > 0 {
+			_ = client.SetWriteDeadline(time.Now().Add(t.idle))
+		}
+		_, err := client.Write(b)
+		ok = err == nil
+	}
+	t.up.bufs.putReader(br)
+	t.up.br = nil
+	return ok
 }
 
 // giveUp ends a tunnel whose hijack handler never ran.
@@ -134,13 +156,27 @@ func (t *tunnel) abort() {
 	t.shut()
 }
 
+// tunnelQuietBuf is the buffer a tunnel's copy reads into while its traffic is light. An idle
+// tunnel waits in a read in each direction, holding its buffer: 2 × 2 KiB with this one
+// instead of 2 × 32 KiB. A read that fills it takes a 32 KiB copy buffer for the reads that
+// follow, until one is light again, so a bulk transfer still moves 32 KiB a call.
+const tunnelQuietBuf = 2 << 10
+
+var quietBufs = sync.Pool{New: func() any { b := make([]byte, tunnelQuietBuf); return &b }}
+
 // copy copies src (which reads srcConn) to dst until either fails or the tunnel is shut. A
 // read that times out while the other direction moved within the idle time is retried, so a
 // one-way stream stays open.
 func (t *tunnel) copy(dst net.Conn, src io.Reader, srcConn net.Conn) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
+	qp := quietBufs.Get().(*[]byte)
+	defer quietBufs.Put(qp)
+	var bp *[]byte // a copy buffer, while reads fill the quiet one
+	defer func() {
+		if bp != nil {
+			copyBufs.Put(bp)
+		}
+	}()
+	buf := *qp
 	for {
 		if t.idle > 0 {
 			_ = srcConn.SetReadDeadline(time.Now().Add(t.idle))
@@ -158,6 +194,14 @@ func (t *tunnel) copy(dst net.Conn, src io.Reader, srcConn net.Conn) {
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
+			}
+			switch {
+			case n == len(buf) && bp == nil:
+				bp = copyBufs.Get().(*[]byte)
+				buf = *bp
+			case n < tunnelQuietBuf && bp != nil:
+				copyBufs.Put(bp)
+				bp, buf = nil, *qp
 			}
 			continue
 		}

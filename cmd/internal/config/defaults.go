@@ -37,6 +37,9 @@ func (c *Config) applyDefaults() {
 		setDur(&u.Timeouts.BodyIdle, 30*time.Second)
 		setInt(&u.MaxStreamingBodies, 512)
 		setInt(&u.Timeouts.MaxHeaderBytes, 16<<10)
+		// max_connections stays 0: the listener sizes it to the machine (proxy.DefaultMaxConns).
+		setInt(&u.Tunnels.Max, 1024)
+		setDur(&u.Tunnels.IdleTimeout, 5*time.Minute)
 		setInt(&u.Outlier.Consecutive5xx, 5)
 		setInt(&u.Outlier.ConsecutiveGatewayFailure, 5)
 		setDur(&u.Outlier.BaseEjectionTime, 30*time.Second)

@@ -130,6 +130,9 @@ type Upstream struct {
 	Listen  string     `yaml:"listen"`  // "" = only reachable through host_routing
 	Hosts   []string   `yaml:"hosts"`   // Host header values routed here on host_routing
 	TLS     *TLSServer `yaml:"tls"`     // TLS on this upstream's listener
+	// MaxConnections caps the client connections of this upstream's listener; 0 = sized to
+	// the process's file-descriptor and memory limits (proxy.DefaultMaxConns).
+	MaxConnections int `yaml:"max_connections"`
 
 	HashKey        []string      `yaml:"hash_key"` // e.g. [header:X-User-ID, cookie:uid, client_ip]
 	NoKey          string        `yaml:"no_key"`   // random | round_robin | reject
@@ -150,6 +153,7 @@ type Upstream struct {
 	Retries     Retries       `yaml:"retries"`
 	Timeouts    Timeouts      `yaml:"timeouts"`
 	Outlier     Outlier       `yaml:"outlier"`
+	Tunnels     Tunnels       `yaml:"tunnels"`
 	HealthCheck *HealthCheck  `yaml:"health_check"`
 	UpstreamTLS *TLSClient    `yaml:"upstream_tls"`
 	ReadyWait   time.Duration `yaml:"ready_wait"` // overrides lifecycle.ready_wait
@@ -174,6 +178,12 @@ type Timeouts struct {
 	MaxHeaderBytes int           `yaml:"max_header_bytes"`
 }
 
+// Tunnels bounds the upgraded (WebSocket) connections of an upstream.
+type Tunnels struct {
+	Max         int           `yaml:"max"`          // open at once, default 1024; more get 503
+	IdleTimeout time.Duration `yaml:"idle_timeout"` // closed after this long without a byte, default 5m
+}
+
 // Outlier is passive outlier detection.
 type Outlier struct {
 	Consecutive5xx            int           `yaml:"consecutive_5xx"`
@@ -196,8 +206,9 @@ type HealthCheck struct {
 
 // HostRouting is a shared listener that picks the upstream by Host header.
 type HostRouting struct {
-	Listen string     `yaml:"listen"`
-	TLS    *TLSServer `yaml:"tls"`
+	Listen         string     `yaml:"listen"`
+	TLS            *TLSServer `yaml:"tls"`
+	MaxConnections int        `yaml:"max_connections"` // as an upstream's
 }
 
 // Lifecycle governs start-up readiness and shutdown draining.

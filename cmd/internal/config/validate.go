@@ -58,6 +58,12 @@ func (v *validator) nonNegative(field string, d time.Duration) {
 	}
 }
 
+func (v *validator) maxConnections(field string, n int) {
+	if n < 0 {
+		v.fail(field, "%d: want a number of connections >= 1 (0 or unset = sized to the machine)", n)
+	}
+}
+
 func (v *validator) tlsClient(field string, t TLSClient) {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		v.fail(field, "cert_file and key_file go together: set both for mTLS, or neither")
@@ -108,6 +114,7 @@ func (c *Config) validate(v *validator) {
 			}
 			hosts[strings.ToLower(h)] = i
 		}
+		v.maxConnections(f+".max_connections", u.MaxConnections)
 		if len(u.Hosts) > 0 && c.HostRouting == nil {
 			v.fail(f+".hosts", "hosts are only used by host_routing: add a host_routing section with a listen address")
 		}
@@ -119,6 +126,7 @@ func (c *Config) validate(v *validator) {
 			v.fail("host_routing.listen", "%s is also %s", c.HostRouting.Listen, other)
 		}
 		v.tlsServer("host_routing.tls", c.HostRouting.TLS)
+		v.maxConnections("host_routing.max_connections", c.HostRouting.MaxConnections)
 	}
 	v.nonNegative("lifecycle.ready_wait", c.Lifecycle.ReadyWait)
 	v.nonNegative("lifecycle.drain_delay", c.Lifecycle.DrainDelay)
@@ -225,6 +233,10 @@ func (c *Config) validateUpstream(v *validator, f string, u *Upstream) {
 	if u.MaxRequests < 0 {
 		v.fail(f+".max_requests", "%d: want >= 0 (0 = unlimited)", u.MaxRequests)
 	}
+	if u.Tunnels.Max < 0 {
+		v.fail(f+".tunnels.max", "%d: want a number of tunnels >= 1 (unset = 1024)", u.Tunnels.Max)
+	}
+	v.nonNegative(f+".tunnels.idle_timeout", u.Tunnels.IdleTimeout)
 	for i, k := range u.HashKey {
 		if err := checkHashKey(k); err != nil {
 			v.fail(f+".hash_key["+strconv.Itoa(i)+"]", "%v", err)

@@ -30,6 +30,7 @@ type listener struct {
 	ln       net.Listener
 	srv      *fasthttp.Server
 	loop     *proxy.LoopServer // engine event_loop, plaintext listeners: serves ln, srv its fallback
+	conns    *proxy.Listener   // ln, or under its TLS: the connection cap of both engines
 	requests atomic.Uint64     // requests started, for the drain's quiet wait
 
 	target atomic.Pointer[upstream]             // upstream listener
@@ -38,19 +39,23 @@ type listener struct {
 	done chan struct{} // closed when Serve returned
 }
 
-// listenerTimeouts are the settings of an upstream's timeouts that belong to its listener.
+// listenerTimeouts are the settings of an upstream that belong to its listener: its timeouts
+// and limits.
 type listenerTimeouts struct {
 	readHeader, idle time.Duration
 	maxHeaderBytes   int
+	maxConns         int
 }
 
-func timeoutsOf(t config.Timeouts) listenerTimeouts {
-	return listenerTimeouts{readHeader: t.ReadHeader, idle: t.Idle, maxHeaderBytes: t.MaxHeaderBytes}
+func timeoutsOf(uc config.Upstream) listenerTimeouts {
+	t := uc.Timeouts
+	return listenerTimeouts{readHeader: t.ReadHeader, idle: t.Idle, maxHeaderBytes: t.MaxHeaderBytes,
+		maxConns: uc.MaxConnections}
 }
 
 // sameSettings reports whether uc asks for exactly what l already is.
 func (l *listener) sameSettings(uc config.Upstream) bool {
-	return l.addr == uc.Listen && reflect.DeepEqual(l.tls, uc.TLS) && l.timeouts == timeoutsOf(uc.Timeouts)
+	return l.addr == uc.Listen && reflect.DeepEqual(l.tls, uc.TLS) && l.timeouts == timeoutsOf(uc)
 }
 
 func (s *Sidecar) bindListeners(cfg *config.Config) error {
@@ -58,7 +63,7 @@ func (s *Sidecar) bindListeners(cfg *config.Config) error {
 		if uc.Listen == "" {
 			continue
 		}
-		l, err := s.newListener(uc.Listen, uc.TLS, timeoutsOf(uc.Timeouts))
+		l, err := s.newListener(uc.Listen, uc.TLS, timeoutsOf(uc))
 		if err != nil {
 			return fmt.Errorf("upstream %q: listen %s: %w", uc.Name, uc.Listen, err)
 		}
@@ -67,7 +72,7 @@ func (s *Sidecar) bindListeners(cfg *config.Config) error {
 	}
 	if hr := cfg.HostRouting; hr != nil {
 		// The shared listener has the default timeouts; no upstream's own apply to it.
-		l, err := s.newListener(hr.Listen, hr.TLS, listenerTimeouts{})
+		l, err := s.newListener(hr.Listen, hr.TLS, listenerTimeouts{maxConns: hr.MaxConnections})
 		if err != nil {
 			return fmt.Errorf("host_routing: listen %s: %w", hr.Listen, err)
 		}
@@ -102,7 +107,17 @@ func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t listenerTimeo
 	if err != nil {
 		return nil, err
 	}
-	ln = proxy.WrapListener(ln)
+	scfg := proxy.ServerConfig{
+		ReadHeaderTimeout:    t.readHeader,
+		IdleTimeout:          t.idle,
+		MaxRequestHeaderSize: t.maxHeaderBytes,
+		MaxConns:             t.maxConns,
+		Logger:               s.log,
+	}
+	// The cap and the accept pacing sit under TLS: a connection over the cap is closed
+	// before its handshake. The event loops take the cap from this Listener too.
+	conns := proxy.NewListener(proxy.WrapListener(ln), scfg, tc != nil)
+	ln = conns
 	if tc != nil {
 		cr, err := newCertReloader(tc.CertFile, tc.KeyFile, s.log)
 		if err != nil {
@@ -111,25 +126,15 @@ func (s *Sidecar) newListener(addr string, tc *config.TLSServer, t listenerTimeo
 		}
 		ln = tls.NewListener(ln, &tls.Config{GetCertificate: cr.getCertificate, MinVersion: tls.VersionTLS12})
 	}
-	l := &listener{addr: addr, tls: tc, timeouts: t, ln: ln, done: make(chan struct{})}
-	l.srv, err = proxy.NewServer(l.serve, proxy.ServerConfig{
-		ReadHeaderTimeout:    t.readHeader,
-		IdleTimeout:          t.idle,
-		MaxRequestHeaderSize: t.maxHeaderBytes,
-		Logger:               s.log,
-	})
+	l := &listener{addr: addr, tls: tc, timeouts: t, ln: ln, conns: conns, done: make(chan struct{})}
+	l.srv, err = proxy.NewServer(l.serve, scfg)
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
 	}
 	if s.engine.Kind == "event_loop" && tc == nil {
 		// TLS listeners stay on goroutines: crypto/tls needs a goroutine per connection.
-		l.loop, err = proxy.NewLoopServer(l.loopRoute, l.srv, proxy.ServerConfig{
-			ReadHeaderTimeout:    t.readHeader,
-			IdleTimeout:          t.idle,
-			MaxRequestHeaderSize: t.maxHeaderBytes,
-			Logger:               s.log,
-		}, s.engine.Loops)
+		l.loop, err = proxy.NewLoopServer(l.loopRoute, l.srv, scfg, s.engine.Loops)
 		if err != nil {
 			_ = ln.Close()
 			return nil, err
@@ -199,6 +204,8 @@ func (s *Sidecar) publishHostsLocked() {
 
 // serveListener starts l's server; s.mu is held.
 func (s *Sidecar) serveListener(l *listener) {
+	s.log.Info("serving", zap.String("listen", l.ln.Addr().String()),
+		zap.Int64("max_connections", l.conns.Stats().Max), zap.Bool("event_loop", l.loop != nil))
 	s.bgWG.Add(1)
 	go func() {
 		defer s.bgWG.Done()

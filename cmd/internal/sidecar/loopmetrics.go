@@ -25,16 +25,7 @@ func (m loopMetrics) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (m loopMetrics) Collect(ch chan<- prometheus.Metric) {
-	m.s.mu.Lock()
-	ls := make([]*listener, 0, len(m.s.listeners)+1)
-	for _, l := range m.s.listeners {
-		ls = append(ls, l)
-	}
-	if m.s.hostRoute != nil {
-		ls = append(ls, m.s.hostRoute)
-	}
-	m.s.mu.Unlock()
-	for _, l := range ls {
+	for _, l := range m.s.allListeners() {
 		if l.loop == nil {
 			continue
 		}
@@ -42,4 +33,18 @@ func (m loopMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(loopRequestsDesc, prometheus.CounterValue, float64(st.Requests), l.addr)
 		ch <- prometheus.MustNewConstMetric(loopHandoversDesc, prometheus.CounterValue, float64(st.Handovers), l.addr)
 	}
+}
+
+// allListeners returns the listeners serving now, host_routing's included.
+func (s *Sidecar) allListeners() []*listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := make([]*listener, 0, len(s.listeners)+1)
+	for _, l := range s.listeners {
+		ls = append(ls, l)
+	}
+	if s.hostRoute != nil {
+		ls = append(ls, s.hostRoute)
+	}
+	return ls
 }

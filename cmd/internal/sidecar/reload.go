@@ -124,7 +124,7 @@ func (s *Sidecar) checkRestartOnly(cfg *config.Config) error {
 	}
 	for _, uc := range cfg.Upstreams {
 		if l := s.listeners[uc.Name]; l != nil && l.addr == uc.Listen && !l.sameSettings(uc) {
-			return fmt.Errorf("upstream %q: tls or listener timeouts changed at the same address %s: %w",
+			return fmt.Errorf("upstream %q: tls, listener timeouts or max_connections changed at the same address %s: %w",
 				uc.Name, uc.Listen, ErrNeedsRestart)
 		}
 	}
@@ -143,7 +143,7 @@ func (s *Sidecar) planListeners(cfg *config.Config) (all map[string]*listener, b
 			all[uc.Name] = l
 			continue
 		}
-		l, err := s.newListener(uc.Listen, uc.TLS, timeoutsOf(uc.Timeouts))
+		l, err := s.newListener(uc.Listen, uc.TLS, timeoutsOf(uc))
 		if err != nil {
 			for _, b := range bound {
 				_ = b.ln.Close()

@@ -98,7 +98,7 @@ func New(cfg *config.Config, opts Options) (*Sidecar, error) {
 		lastSnap:  make(map[string]*discovery.Snapshot),
 		fatal:     make(chan error, 1),
 	}
-	reg.MustRegister(loopMetrics{s})
+	reg.MustRegister(loopMetrics{s}, connMetrics{s})
 	ok := false
 	defer func() {
 		if !ok {

@@ -112,6 +112,8 @@ func proxyConfig(u config.Upstream) (proxy.Config, error) {
 		StreamIdleTimeout:     u.Timeouts.BodyIdle,
 		RequestTimeout:        u.Timeouts.Request,
 		MaxRequestBody:        u.MaxRequestBody,
+		TunnelIdleTimeout:     u.Tunnels.IdleTimeout,
+		MaxTunnels:            u.Tunnels.Max,
 		Retry: proxy.RetryConfig{
 			Attempts:       u.Retries.Attempts,
 			PerTryTimeout:  u.Retries.PerTryTimeout,
