@@ -34,6 +34,23 @@ var (
 // copyBufs holds the buffers of streamed request bodies and tunnels.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
+// copyOut copies r to w through a pooled buffer, each piece written as it is read. The client
+// connections' ReadFrom methods use it: fasthttp's server writes a streamed response body
+// through a bufio.Writer, which hands the copy to its connection's ReadFrom while nothing is
+// buffered. So the body goes out as it comes from the endpoint, not when 4 KiB have gathered
+// (a trickle would wait, and a body broken off would lose what was held back).
+func copyOut(w io.Writer, r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(w, r, *bp)
+}
+
+// writeOnly is a connection with only its Write, so that io.CopyBuffer does not call its
+// ReadFrom again. One pointer: it goes into an interface without an allocation.
+type writeOnly[C io.Writer] struct{ c C }
+
+func (w writeOnly[C]) Write(p []byte) (int, error) { return w.c.Write(p) }
+
 // prepareBody decides how the request body is sent, and reads it whole when it is small
 // enough to be replayed (Config.Retry.ReplayBodySize). A body the server already buffered
 // (StreamRequestBody off) is always replayable.

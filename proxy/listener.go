@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -93,6 +94,9 @@ type gatedConn struct {
 	gate *connGate
 	once sync.Once
 }
+
+// ReadFrom copies r out piece by piece (see copyOut).
+func (c *gatedConn) ReadFrom(r io.Reader) (int64, error) { return copyOut(writeOnly[*gatedConn]{c}, r) }
 
 func (c *gatedConn) Close() error {
 	c.once.Do(c.gate.leave)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -617,6 +618,11 @@ func (l *loop) handover(c *loopClient) {
 type prefixConn struct {
 	net.Conn // a *gatedConn
 	pre      []byte
+}
+
+// ReadFrom copies r out piece by piece (see copyOut).
+func (c *prefixConn) ReadFrom(r io.Reader) (int64, error) {
+	return copyOut(writeOnly[*prefixConn]{c}, r)
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

@@ -141,22 +141,10 @@ func (c *rawConn) doPeek(fd uintptr) {
 	c.alive = errno == syscall.EAGAIN
 }
 
-// ReadFrom copies r to c through a pooled buffer and c's raw writes. Without it the embedded
-// TCPConn's ReadFrom would take the copy (bufio.Writer hands a large write to its writer's
-// ReadFrom, as fasthttp's server does for every streamed response body once the header is
-// flushed), and it falls back to io.Copy with a new 32 KiB buffer for a reader it cannot
-// splice from, which is every one of ours.
-func (c *rawConn) ReadFrom(r io.Reader) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	return io.CopyBuffer(rawWriter{c}, r, *bp)
-}
-
-// rawWriter is a rawConn with only its Write, so that io.CopyBuffer does not call ReadFrom
-// again. One pointer: it goes into an interface without an allocation.
-type rawWriter struct{ c *rawConn }
-
-func (w rawWriter) Write(p []byte) (int, error) { return w.c.Write(p) }
+// ReadFrom copies r to c through a pooled buffer and c's raw writes (see copyOut). Without
+// it the embedded TCPConn's ReadFrom would take the copy, and fall back to io.Copy with a new
+// 32 KiB buffer for a reader it cannot splice from, which is every one of ours.
+func (c *rawConn) ReadFrom(r io.Reader) (int64, error) { return copyOut(writeOnly[*rawConn]{c}, r) }
 
 // peekAlive is connAlive for a rawConn, without its allocations: a peek that does not wait
 // finds nothing to read. It goes through Control, not Read, so that neither a deadline that
