@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 	"testing"
@@ -152,6 +153,10 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 				u, _, _ := newTest(t, cfg, snap(ids(100)...))
 				handle(u, "e003").warmStart.Store(u.nowNanos())
 				failN(handle(u, "e042"), 5, connectRefused) // some walks pass an ejected endpoint
+				// and some a drained one, with and without a keep-keys window
+				if err := errors.Join(u.Drain("e010", 0), u.Drain("e011", time.Hour)); err != nil {
+					t.Fatal(err)
+				}
 				i := 0
 				allocs := testing.AllocsPerRun(2000, func() {
 					var p Pick // on the stack, as in the proxy: it must not escape
