@@ -38,7 +38,8 @@ type Sidecar interface {
 	Upstreams() []Upstream
 }
 
-// ServicesEditor edits the services file of the file source (discovery/file.Editor).
+// ServicesEditor edits the services file of the file source (discovery/file.Editor); errors
+// wrapping file.ErrEdit are the request's or the file's fault (400), others the system's (500).
 type ServicesEditor interface {
 	Put(service string, e discovery.Endpoint) (created bool, err error)
 	Delete(service, id string) (bool, error)

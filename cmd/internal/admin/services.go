@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringside-proxy/ringside/discovery"
+	"github.com/ringside-proxy/ringside/discovery/file"
 )
 
 // ServiceEndpointRequest is the body of PUT /v1/services/{service}/endpoints/{id}: the
@@ -103,11 +104,8 @@ func (s *Server) servicesEdited(r *http.Request, svc, id, action string) {
 	s.opts.Events.Record(Event{Time: time.Now(), Kind: "service_edit", Endpoint: id, Reason: action + " in service " + svc})
 }
 
-// ErrBadEdit is wrapped by a ServicesEditor's errors that are the request's fault.
-var ErrBadEdit = errors.New("bad edit")
-
 func (s *Server) editError(w http.ResponseWriter, err error) {
-	if errors.Is(err, ErrBadEdit) {
+	if errors.Is(err, file.ErrEdit) {
 		writeError(w, http.StatusBadRequest, err.Error(), "")
 		return
 	}

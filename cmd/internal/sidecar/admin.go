@@ -16,6 +16,7 @@ import (
 
 	"github.com/ringside-proxy/ringside/cmd/internal/admin"
 	"github.com/ringside-proxy/ringside/cmd/internal/config"
+	"github.com/ringside-proxy/ringside/discovery/file"
 )
 
 // Upstreams lists the configured upstreams for the admin API, sorted by name. It takes s.mu,
@@ -37,7 +38,7 @@ var _ admin.Sidecar = (*Sidecar)(nil)
 func (s *Sidecar) newAPI(cfg *config.Config) *admin.Server {
 	var editor admin.ServicesEditor
 	if cfg.Discovery.Kind == "file" {
-		editor = servicesEditor(cfg.Discovery.File.Path)
+		editor = file.NewEditor(cfg.Discovery.File.Path)
 	}
 	return admin.New(admin.Options{
 		Sidecar:   s,
@@ -117,6 +118,3 @@ func (a *adminServer) serve() error {
 }
 
 func (a *adminServer) shutdown(ctx context.Context) error { return a.srv.Shutdown(ctx) }
-
-// servicesEditor edits the file source's services file; see discovery/file.Editor.
-func servicesEditor(path string) admin.ServicesEditor { return nil }
