@@ -21,7 +21,8 @@ func TestGetUpstreams(t *testing.T) {
 	}
 	u := first.Upstreams[0]
 	if u.Name != "cart" || u.Service != "cart" || u.Discovery != "file" || u.Balancer != "ring_hash" ||
-		u.BoundedLoad != 1.25 || len(u.HashKey) != 2 || u.HashKey[0] != "header:X-User-ID" || u.Protocol != "http" {
+		u.BoundedLoad != 1.25 || len(u.HashKey) != 2 || u.HashKey[0] != "header:X-User-ID" || u.Protocol != "http" ||
+		"http://"+u.Listen != f.cart {
 		t.Errorf("settings %+v", u)
 	}
 	if u.Snapshot == nil || u.Snapshot.Endpoints != 3 || u.Endpoints.Total != 3 || u.Endpoints.Healthy != 3 {

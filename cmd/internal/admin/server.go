@@ -25,7 +25,9 @@ import (
 
 // Upstream is what the API needs of one configured upstream.
 type Upstream struct {
-	Config   config.Upstream
+	Config config.Upstream
+	// Listen is the address its listener is bound to ("" without one).
+	Listen   string
 	Balancer *balancer.Upstream
 	// Keys is the upstream's own key extractor, the one its handler uses.
 	Keys *hashkey.Extractor

@@ -14,8 +14,8 @@ import (
 type UpstreamView struct {
 	Name    string `json:"name"`
 	Service string `json:"service"`
-	// Listen is the upstream's own listener ("" when it is reached only through
-	// host_routing, by Hosts); Protocol is "http" or "https" (TLS on the listener).
+	// Listen is the address the upstream's own listener is bound to ("" when it is reached
+	// only through host_routing, by Hosts); Protocol is "http" or "https" (TLS on the listener).
 	Listen   string   `json:"listen"`
 	Hosts    []string `json:"hosts"`
 	Protocol string   `json:"protocol"`
@@ -86,7 +86,7 @@ func (s *Server) upstreamView(u Upstream, cur reading, base *reading) UpstreamVi
 	c, b := u.Config, u.Balancer
 	bc := b.Config()
 	v := UpstreamView{
-		Name: c.Name, Service: c.Service, Listen: c.Listen, Hosts: nonNil(c.Hosts), Protocol: "http",
+		Name: c.Name, Service: c.Service, Listen: u.Listen, Hosts: nonNil(c.Hosts), Protocol: "http",
 		Discovery: s.opts.Discovery, Balancer: string(bc.Kind), HashKey: nonNil(c.HashKey),
 		NoKey: string(bc.NoKey), BoundedLoad: bc.BoundedLoad, PanicThreshold: bc.PanicThreshold,
 		MaxRequests: bc.MaxRequests, SlowStartSecs: bc.SlowStart.Seconds(),

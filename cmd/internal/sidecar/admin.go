@@ -26,7 +26,11 @@ func (s *Sidecar) Upstreams() []admin.Upstream {
 	defer s.mu.Unlock()
 	out := make([]admin.Upstream, 0, len(s.upstreams))
 	for _, u := range s.upstreams {
-		out = append(out, admin.Upstream{Config: u.cfg, Balancer: u.bal, Keys: u.handler.Keys()})
+		au := admin.Upstream{Config: u.cfg, Balancer: u.bal, Keys: u.handler.Keys()}
+		if l := s.listeners[u.cfg.Name]; l != nil {
+			au.Listen = l.ln.Addr().String()
+		}
+		out = append(out, au)
 	}
 	slices.SortFunc(out, func(a, b admin.Upstream) int { return strings.Compare(a.Config.Name, b.Config.Name) })
 	return out
