@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -313,4 +314,20 @@ func TestCopyOverridesToANewUpstream(t *testing.T) {
 	if got := handle(nu, "e001").State(); got != Drained {
 		t.Errorf("e001 %v on the new upstream, want drained", got)
 	}
+}
+
+// OnChange hears of active-check verdicts both ways, with how the probe failed.
+func TestOnChangeReportsActiveCheckTransitions(t *testing.T) {
+	a := newHealthServer(t, 0)
+	ch := &changes{}
+	u, err := New("svc", activeConfig(), Options{OnChange: ch.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Update(snap(discovery.Endpoint{ID: "a", Address: a.addr(), Weight: 1}))
+	runUpstream(t, u)
+	a.status.Store(http.StatusServiceUnavailable)
+	waitFor(t, "a to fail its checks", func() bool { return slices.Contains(ch.kinds(), "active_unhealthy a status 503") })
+	a.status.Store(http.StatusOK)
+	waitFor(t, "a to pass again", func() bool { return slices.Contains(ch.kinds(), "active_healthy a ") })
 }

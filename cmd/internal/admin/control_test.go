@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -209,5 +210,45 @@ func TestServicesFileEdits(t *testing.T) {
 	f.get("/v1/events?limit=3", &ev)
 	if len(ev.Events) == 0 || ev.Events[0].Kind != "snapshot" || !slices.Contains(ev.Events[0].Removed, "cart-1") {
 		t.Errorf("newest events %+v, want the snapshot that removed cart-1", ev.Events)
+	}
+}
+
+// A reload that rebuilds an upstream carries its overrides over, and the event log says so.
+func TestReloadKeepsOverrides(t *testing.T) {
+	f := newFixture(t, fixtureOptions{backends: 3, token: true})
+	f.must(http.StatusOK, nil, "POST", "/v1/upstreams/cart/endpoints/cart-1/drain", testToken, nil)
+	if err := f.sc.Reload(f.config("    bounded_load: 1.5")); err != nil {
+		t.Fatal(err)
+	}
+	var u admin.UpstreamView
+	f.get("/v1/upstreams/cart", &u)
+	if u.BoundedLoad != 1.5 {
+		t.Fatalf("reload not applied: bounded_load %v", u.BoundedLoad)
+	}
+	var ev admin.EndpointsView
+	f.waitFor("the rebuilt upstream's snapshot", func() bool {
+		f.get("/v1/upstreams/cart/endpoints", &ev)
+		return len(ev.Endpoints) == 3
+	})
+	for _, e := range ev.Endpoints {
+		if (e.ID == "cart-1") != (e.State == "drained") {
+			t.Errorf("%s is %s after the reload", e.ID, e.State)
+		}
+	}
+	for i := range 100 {
+		if got := f.send(fmt.Sprintf("user-%d", i)); got == "cart-1" {
+			t.Fatal("a request reached the drained cart-1 after the reload")
+		}
+	}
+	var events admin.EventsView
+	f.get("/v1/events", &events)
+	found := false
+	for _, e := range events.Events {
+		if e.Kind == "reload" && strings.Contains(e.Reason, "1 carried over") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no reload event saying the override was carried over: %+v", events.Events)
 	}
 }

@@ -67,6 +67,8 @@ type fixture struct {
 	client   *http.Client
 	cancel   context.CancelFunc
 	done     chan error
+	// config returns the fixture's configuration with other lines in cart's entry.
+	config func(upstream string) *config.Config
 }
 
 type fixtureOptions struct {
@@ -106,15 +108,18 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	if disc == "" {
 		disc = fmt.Sprintf("discovery:\n  kind: file\n  file: {path: %s, poll_interval: 20ms}", services)
 	}
-	text := fmt.Sprintf(fixtureConfig, tokenLine, disc, o.upstream)
-	cfg, err := config.Parse("test.yaml", []byte(text), os.LookupEnv)
-	if err != nil {
-		t.Fatal(err)
+	f.config = func(upstream string) *config.Config {
+		text := fmt.Sprintf(fixtureConfig, tokenLine, disc, upstream)
+		cfg, err := config.Parse("test.yaml", []byte(text), os.LookupEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sidecar.Check(cfg); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
 	}
-	if err := sidecar.Check(cfg); err != nil {
-		t.Fatal(err)
-	}
-	sc, err := sidecar.New(cfg, sidecar.Options{})
+	sc, err := sidecar.New(f.config(o.upstream), sidecar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
