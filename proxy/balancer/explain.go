@@ -35,7 +35,8 @@ var verdictReasons = [...]string{
 	takeLastResort:   "last_resort",
 }
 
-// trace records a pick's candidates for Explain.
+// trace records a pick's candidates for Explain: Next tells it those it passes over, and
+// Explain adds those Next returns.
 type trace struct{ steps []Step }
 
 func (t *trace) add(e *Endpoint, v verdict) {
@@ -45,6 +46,18 @@ func (t *trace) add(e *Endpoint, v verdict) {
 		Taken:    v == admitTake || v == takeLastResort,
 		Reason:   verdictReasons[v],
 	})
+}
+
+// taken records e, just returned by Next: at once, or as a last resort if the pick had kept it
+// for later.
+func (t *trace) taken(e *Endpoint) {
+	v := admitTake
+	for _, st := range t.steps {
+		if st.Endpoint == e.ID && (st.Reason == verdictReasons[laterBoundedLoad] || st.Reason == verdictReasons[laterSlowStart]) {
+			v = takeLastResort
+		}
+	}
+	t.add(e, v)
 }
 
 // Explanation is what Explain found.
@@ -91,6 +104,9 @@ func (u *Upstream) Explain(h uint64, hasKey bool) Explanation {
 		x.Hash = 0
 	}
 	e, err := p.Next()
+	if err == nil {
+		tr.taken(e)
+	}
 	x.Walk, x.Err = tr.steps, err
 	if err != nil {
 		return x
@@ -98,10 +114,11 @@ func (u *Upstream) Explain(h uint64, hasKey bool) Explanation {
 	x.Target = e.ID
 	mark := len(tr.steps)
 	e2, err := p.Next()
-	x.FallbackWalk, x.FallbackErr = tr.steps[mark:], err
 	if err == nil {
+		tr.taken(e2)
 		x.Fallback = e2.ID
 	}
+	x.FallbackWalk, x.FallbackErr = tr.steps[mark:], err
 	if st := e.status.Load(); st&(statusEjected|statusActiveDown|statusDrained) == 0 && !x.Panic {
 		x.FallbackPanics = p.s.panicking(u.down.Load() + 1)
 	}

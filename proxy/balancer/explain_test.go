@@ -1,6 +1,9 @@
 package balancer
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // Explain answers what the request path's pick does, target and fallback, with ejections,
 // drains, active-check failures and bounded load in play.
@@ -69,5 +72,28 @@ func TestKeySharesFollowTheCurrentState(t *testing.T) {
 	}
 	if u.Explain(0, true).Policy != RingHash {
 		t.Error("policy not reported")
+	}
+}
+
+// An endpoint kept for later (here: warming, for keys above its fraction) and taken because
+// nothing better is left shows in the walk as a last resort.
+func TestExplainShowsLastResort(t *testing.T) {
+	u, _, _ := newTest(t, Config{SlowStart: time.Hour}, snap(ep("old")))
+	u.Update(snap(ep("a"), ep("b"))) // both new: warming, at 10%
+	lastResort := 0
+	for _, h := range keyHashes(200) {
+		x := u.Explain(h, true)
+		if x.Target != first(u, h) {
+			t.Fatalf("explain %s, pick %s", x.Target, first(u, h))
+		}
+		if end := x.Walk[len(x.Walk)-1]; end.Reason == "last_resort" {
+			lastResort++
+			if !end.Taken || len(x.Walk) != 3 || x.Walk[0].Reason != "slow_start" {
+				t.Fatalf("walk %+v", x.Walk)
+			}
+		}
+	}
+	if lastResort == 0 {
+		t.Error("no key had both warming endpoints above its draw")
 	}
 }

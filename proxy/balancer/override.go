@@ -317,18 +317,19 @@ func (u *Upstream) ClearOverrides(id string) (bool, error) {
 	u.updateMu.Lock()
 	o := u.overrides[id]
 	_, present := u.handles[id]
-	u.updateMu.Unlock()
-	if o == nil {
-		return false, nil
+	var ejected bool
+	if o != nil {
+		ejected = o.ejectUntil != 0
+		if !present {
+			delete(u.overrides, id)
+		}
 	}
-	if !present {
-		u.updateMu.Lock()
-		delete(u.overrides, id)
-		u.updateMu.Unlock()
-		return true, nil
+	u.updateMu.Unlock()
+	if o == nil || !present {
+		return o != nil, nil
 	}
 	errs := []error{u.Undrain(id), u.ClearWeight(id)}
-	if o.ejectUntil != 0 {
+	if ejected {
 		errs = append(errs, u.EndEjection(id))
 	}
 	return true, errors.Join(errs...)

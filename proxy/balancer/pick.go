@@ -68,8 +68,9 @@ type Pick struct {
 	soft       [softSkips]int32
 	nsoft, pos uint8
 
-	// trace, when not nil, is told every candidate and what became of it: Upstream.Explain
-	// sets it; requests never do.
+	// trace, when not nil, is told every candidate passed over and why. Only Upstream.Explain
+	// sets it, on a Pick of its own that requests never reuse, so Begin leaves it alone and
+	// the take path never looks at it.
 	trace *trace
 }
 
@@ -88,7 +89,6 @@ func (u *Upstream) Begin(p *Pick, h uint64, hasKey bool) {
 	p.returned, p.warmSkips = 0, 0
 	p.start, p.stride, p.k, p.pending = 0, 0, 0, -1
 	p.nsoft, p.pos = 0, 0
-	p.trace = nil
 	if s == nil || len(s.eps) == 0 {
 		return
 	}
@@ -130,12 +130,12 @@ func (p *Pick) Next() (*Endpoint, error) {
 			break
 		}
 		v := p.admit(i)
-		if p.trace != nil {
-			p.trace.add(p.s.eps[i], v)
-		}
 		if v == admitTake {
 			p.returned++
 			return p.s.eps[i], nil
+		}
+		if p.trace != nil {
+			p.trace.add(p.s.eps[i], v)
 		}
 		if v >= laterBoundedLoad && p.nsoft < softSkips {
 			p.soft[p.nsoft] = int32(i)
@@ -146,9 +146,6 @@ func (p *Pick) Next() (*Endpoint, error) {
 		i := p.soft[p.pos]
 		p.pos++
 		p.returned++
-		if p.trace != nil {
-			p.trace.add(p.s.eps[i], takeLastResort)
-		}
 		return p.s.eps[i], nil
 	}
 	switch {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/ringside-proxy/ringside/cmd/internal/admin"
+	"github.com/ringside-proxy/ringside/cmd/internal/config"
+	"github.com/ringside-proxy/ringside/cmd/internal/sidecar"
 )
 
 // Without admin.token_file every change answers 403 and says how to enable it; with one, a
@@ -250,5 +252,27 @@ func TestReloadKeepsOverrides(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no reload event saying the override was carried over: %+v", events.Events)
+	}
+}
+
+// A token file that is missing, empty or too short is a configuration error naming
+// admin.token_file, and never shows the token.
+func TestTokenFileChecked(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("secret-7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "missing"), short} {
+		text := "admin: {listen: \"127.0.0.1:0\", token_file: " + path + "}\nregister: null\nupstreams:\n  - {name: cart, listen: \"127.0.0.1:0\"}\n" +
+			"discovery: {kind: file, file: {path: " + path + "}}\n"
+		cfg, err := config.Parse("t.yaml", []byte(text), os.LookupEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = sidecar.Check(cfg)
+		if err == nil || !strings.Contains(err.Error(), "t.yaml:1: admin.token_file") || strings.Contains(err.Error(), "secret-7") {
+			t.Errorf("%s: %v", filepath.Base(path), err)
+		}
 	}
 }

@@ -110,6 +110,9 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	}
 	f.config = func(upstream string) *config.Config {
 		text := fmt.Sprintf(fixtureConfig, tokenLine, disc, upstream)
+		if os.Getenv("RINGSIDE_TEST_ENGINE") == "loop" { // as cmd/internal/sidecar's tests
+			text += "engine: {kind: event_loop}\n"
+		}
 		cfg, err := config.Parse("test.yaml", []byte(text), os.LookupEnv)
 		if err != nil {
 			t.Fatal(err)

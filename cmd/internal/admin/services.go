@@ -112,5 +112,3 @@ func (s *Server) editError(w http.ResponseWriter, err error) {
 	s.log.Error("services file edit failed", zap.Error(err))
 	writeError(w, http.StatusInternalServerError, err.Error(), "")
 }
-
-func errField(err error) zap.Field { return zap.Error(err) }

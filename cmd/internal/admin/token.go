@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // maxTokenFile bounds the token file.
@@ -54,7 +56,7 @@ func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc {
 		}
 		want, err := ReadToken(s.opts.TokenFile)
 		if err != nil {
-			s.log.Error("admin token file unreadable: changes refused", errField(err))
+			s.log.Error("admin token file unreadable: changes refused", zap.Error(err))
 			writeError(w, http.StatusServiceUnavailable, "the admin token file cannot be read; see the sidecar's log", "")
 			return
 		}
