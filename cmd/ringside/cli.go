@@ -27,6 +27,8 @@ import (
 //	ringside eject UPSTREAM ENDPOINT -for 5m
 //	ringside weight UPSTREAM ENDPOINT N|clear
 //	ringside events [-since SEQ] [-limit N]
+//	ringside overrides [UPSTREAM]                the operator's overrides in force
+//	ringside clear UPSTREAM ENDPOINT             clear every override of an endpoint
 //
 // Common flags: -admin ADDR (default $RINGSIDE_ADMIN, else 127.0.0.1:9901), -token-file FILE
 // (default: $RINGSIDE_ADMIN_TOKEN), -o table|json, -timeout. Flags may come before or after
@@ -53,6 +55,8 @@ var cliCommands = map[string]func(c *cli, args []string) int{
 	"eject":     (*cli).eject,
 	"weight":    (*cli).weight,
 	"events":    (*cli).events,
+	"overrides": (*cli).overrides,
+	"clear":     (*cli).clear,
 }
 
 // isCLICommand reports whether name is an operator command.
@@ -358,5 +362,36 @@ func (c *cli) events(args []string) int {
 		return c.fail(err)
 	}
 	c.show(v, func(w io.Writer) { printEvents(w, v) })
+	return cliOK
+}
+
+func (c *cli) overrides(args []string) int {
+	pos, ok := c.parse(args, 0, 1, "overrides [UPSTREAM]")
+	if !ok {
+		return cliUsage
+	}
+	path := "/v1/overrides"
+	if len(pos) == 1 {
+		path = "/v1/upstreams/" + url.PathEscape(pos[0]) + "/overrides"
+	}
+	var v admin.OverridesView
+	if err := c.call("GET", path, nil, false, &v); err != nil {
+		return c.fail(err)
+	}
+	c.show(v, func(w io.Writer) { printOverrides(w, v) })
+	return cliOK
+}
+
+func (c *cli) clear(args []string) int {
+	pos, ok := c.parse(args, 2, 2, "clear UPSTREAM ENDPOINT")
+	if !ok {
+		return cliUsage
+	}
+	var v admin.ControlView
+	path := "/v1/upstreams/" + url.PathEscape(pos[0]) + "/overrides/" + url.PathEscape(pos[1])
+	if err := c.call("DELETE", path, nil, true, &v); err != nil {
+		return c.fail(err)
+	}
+	c.show(v, func(w io.Writer) { printControl(w, v) })
 	return cliOK
 }

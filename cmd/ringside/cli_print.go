@@ -185,6 +185,28 @@ func printEvents(w io.Writer, v admin.EventsView) {
 	_ = t.Flush()
 }
 
+func printOverrides(w io.Writer, v admin.OverridesView) {
+	t := table(w)
+	fmt.Fprintln(t, "UPSTREAM\tENDPOINT\tPRESENT\tDRAINED\tEJECTED UNTIL\tWEIGHT")
+	for _, o := range v.Overrides {
+		drained, until, weight := "no", "-", "-"
+		if o.Drained {
+			drained = "yes"
+			if o.KeepKeysUntil != nil {
+				drained += fmt.Sprintf(", keeps its keys until %s", o.KeepKeysUntil.Local().Format("15:04:05"))
+			}
+		}
+		if o.EjectedUntil != nil {
+			until = o.EjectedUntil.Local().Format("15:04:05")
+		}
+		if o.Weight > 0 {
+			weight = fmt.Sprintf("%d (registry %d)", o.Weight, o.RegistryWeight)
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Upstream, o.Endpoint, yesNo(o.Present), drained, until, weight)
+	}
+	_ = t.Flush()
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"

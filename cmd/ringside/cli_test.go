@@ -157,6 +157,13 @@ func TestCLICommands(t *testing.T) {
 		{name: "return", args: []string{"return", "cart", "cart-2", "-admin", a, "-token-file", tok}, stdout: "healthy"},
 		{name: "weight", args: []string{"weight", "cart", "cart-3", "4", "-admin", a, "-token-file", tok}, stdout: "4 (registry 1)"},
 		{name: "bad weight", args: []string{"weight", "cart", "cart-3", "0", "-admin", a, "-token-file", tok}, code: cliRefused, stderr: "1 to 1000"},
+		{name: "weight again", args: []string{"weight", "cart", "cart-3", "2", "-admin", a, "-token-file", tok}, stdout: "2 (registry 1)"},
+		{name: "overrides", args: []string{"overrides", "-admin", a}, stdout: "2 (registry 1)"},
+		{name: "overrides json", args: []string{"overrides", "cart", "-admin", a, "-o", "json"}, jsonOut: &admin.OverridesView{},
+			jsonTest: func(v any) bool { o := v.(*admin.OverridesView).Overrides; return len(o) == 1 && o[0].Weight == 2 }},
+		{name: "clear", args: []string{"clear", "cart", "cart-3", "-admin", a, "-token-file", tok}, stdout: "clear_overrides"},
+		{name: "overrides cleared", args: []string{"overrides", "cart", "-admin", a, "-o", "json"}, jsonOut: &admin.OverridesView{},
+			jsonTest: func(v any) bool { return len(v.(*admin.OverridesView).Overrides) == 0 }},
 		{name: "weight clear", args: []string{"weight", "cart", "cart-3", "clear", "-admin", a, "-token-file", tok}, stdout: "clear_weight"},
 		{name: "events", args: []string{"events", "-admin", a}, stdout: "drained"},
 		{name: "unreachable", args: []string{"status", "-admin", "127.0.0.1:1"}, code: cliUnreachable, stderr: "admin API at"},
@@ -210,7 +217,7 @@ func TestCLIWithConsul(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, tok, _ := startSidecar(t, fmt.Sprintf("discovery: {kind: consul, consul: {address: %q}}", agent.Addr()))
+	a, tok, sc := startSidecar(t, fmt.Sprintf("discovery: {kind: consul, consul: {address: %q}}", agent.Addr()))
 	var v admin.EndpointsView
 	waitUntil(t, "three endpoints from Consul", func() bool {
 		code, out, _ := ringside("endpoints", "cart", "-admin", a, "-o", "json")
@@ -219,6 +226,23 @@ func TestCLIWithConsul(t *testing.T) {
 	id := v.Endpoints[0].ID
 	if !strings.HasPrefix(id, "cart-1@") {
 		t.Fatalf("endpoint id %q, want cart-1@node", id)
+	}
+	for _, user := range []string{"alice", "bob", "carol", "dave"} {
+		var r admin.RouteView
+		code, out, _ := ringside("route", "cart", user, "-admin", a, "-o", "json")
+		if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Target == nil {
+			t.Fatalf("route %s: exit %d %s", user, code, out)
+		}
+		req, _ := http.NewRequest("GET", "http://"+sc.UpstreamAddr("cart")+"/", nil)
+		req.Header.Set("X-User-ID", user)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Backend"); !strings.HasPrefix(r.Target.ID, got+"@") {
+			t.Errorf("%s: request on %s, route says %s", user, got, r.Target.ID)
+		}
 	}
 	if code, out, errOut := ringside("drain", "cart", id, "-admin", a, "-token-file", tok, "-o", "json"); code != 0 || !strings.Contains(out, `"state": "drained"`) {
 		t.Fatalf("drain: exit %d %s %s", code, out, errOut)
