@@ -331,3 +331,18 @@ func TestOnChangeReportsActiveCheckTransitions(t *testing.T) {
 	a.status.Store(http.StatusOK)
 	waitFor(t, "a to pass again", func() bool { return slices.Contains(ch.kinds(), "active_healthy a ") })
 }
+
+// OnChange hears of each snapshot that changes something, with the endpoints that came and
+// went, and not of one that repeats the last.
+func TestOnChangeReportsSnapshots(t *testing.T) {
+	u, _, ch := newWithChanges(t, Config{}, snap(ids(3)...))
+	u.Update(snap(ids(3)...))
+	u.Update(snap(append(ids(3)[1:], ep("e009"))...))
+	if got, want := ch.kinds(), []string{"snapshot  ", "snapshot  "}; !slices.Equal(got, want) {
+		t.Fatalf("changes %q, want %q", got, want)
+	}
+	last := ch.got[1]
+	if !slices.Equal(last.Added, []string{"e009"}) || !slices.Equal(last.Removed, []string{"e000"}) || last.Upstream != "svc" {
+		t.Errorf("snapshot change %+v", last)
+	}
+}

@@ -61,6 +61,7 @@ func (u *Upstream) Update(s *discovery.Snapshot) {
 		return
 	}
 	u.updateMu.Lock()
+	prev := u.snap.Load()
 	added, removed, dropped, ok := u.applyLocked(s, true)
 	u.updateMu.Unlock()
 	if !ok {
@@ -71,7 +72,9 @@ func (u *Upstream) Update(s *discovery.Snapshot) {
 			zap.String("upstream", u.name), zap.String("endpoint", id))
 		u.change(Change{Kind: ChangeWeight, Endpoint: id, Reason: "registry_changed_weight"})
 	}
-	u.change(Change{Kind: ChangeSnapshot, Revision: s.Revision, Added: added, Removed: removed})
+	if prev == nil || !prev.Equal(s) { // a source may deliver the same endpoints again
+		u.change(Change{Kind: ChangeSnapshot, Revision: s.Revision, Added: added, Removed: removed})
+	}
 }
 
 // applyLocked is Update's work, also run by the weight overrides on the last snapshot
