@@ -199,3 +199,18 @@ func BenchmarkPickOverhead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAdmin measures what the admin API pays: one route explain, one key-share
+// measurement (DefaultShareSamples picks). Neither is on the request path.
+func BenchmarkAdmin(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		u, _, _ := newTest(b, Config{}, snap(ids(n)...))
+		failN(handle(u, "e003"), 5, connectRefused)
+		b.Run(fmt.Sprintf("explain/%d", n), func(b *testing.B) {
+			measure(b, func(i int) { u.Explain(hashring.HashString(benchKeys[i&1023]), true) })
+		})
+		b.Run(fmt.Sprintf("key_shares/%d", n), func(b *testing.B) {
+			measure(b, func(int) { u.KeyShares(DefaultShareSamples) })
+		})
+	}
+}
