@@ -346,3 +346,45 @@ func TestOnChangeReportsSnapshots(t *testing.T) {
 		t.Errorf("snapshot change %+v", last)
 	}
 }
+
+// Every policy passes over a drained endpoint, keyed or not, and takes it back on undrain.
+func TestDrainUnderEveryPolicy(t *testing.T) {
+	for _, kind := range allKinds {
+		t.Run(string(kind), func(t *testing.T) {
+			u, _, _ := newTest(t, Config{Kind: kind}, snap(ids(4)...))
+			if err := u.Drain("e001", time.Hour); err != nil { // the window only keeps hashed keys
+				t.Fatal(err)
+			}
+			count := func() int {
+				n := 0
+				for _, h := range keyHashes(400) {
+					var p Pick
+					u.Begin(&p, h, kind.hashed())
+					if e, err := p.Next(); err == nil && e.ID == "e001" {
+						n++
+					}
+				}
+				return n
+			}
+			got := count()
+			if kind.hashed() && got == 0 {
+				t.Error("no key kept on e001 during its keep-keys window")
+			}
+			if !kind.hashed() && got != 0 {
+				t.Errorf("%d requests on the drained e001", got)
+			}
+			if err := u.Drain("e001", 0); err != nil {
+				t.Fatal(err)
+			}
+			if got := count(); got != 0 {
+				t.Errorf("%d requests on the drained e001", got)
+			}
+			if err := u.Undrain("e001"); err != nil {
+				t.Fatal(err)
+			}
+			if got := count(); got == 0 {
+				t.Error("no request on e001 after undrain")
+			}
+		})
+	}
+}
