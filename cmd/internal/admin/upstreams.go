@@ -305,50 +305,6 @@ func (s *Server) getOverrides(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// EventsView is GET /v1/events.
-type EventsView struct {
-	// Events are newest first.
-	Events []Event `json:"events"`
-	// Latest is the Seq of the newest event recorded (0 if none): pass it as ?since= to get
-	// only what comes next.
-	Latest uint64 `json:"latest"`
-}
-
-// getEvents answers GET /v1/events?since=SEQ|RFC3339&limit=N.
-func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit := 0
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, "bad limit "+quote(l), "a whole number >= 1")
-			return
-		}
-		limit = n
-	}
-	var out EventsView
-	since := q.Get("since")
-	switch {
-	case since == "":
-		out.Events, out.Latest = s.opts.Events.Since(0, limit)
-	case strings.ContainsAny(since, "T:-"):
-		t, err := time.Parse(time.RFC3339Nano, since)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad since "+quote(since), "an event seq (e.g. 42) or an RFC 3339 time (e.g. 2026-12-04T17:00:00Z)")
-			return
-		}
-		out.Events, out.Latest = s.opts.Events.SinceTime(t, limit)
-	default:
-		n, err := strconv.ParseUint(since, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad since "+quote(since), "an event seq (e.g. 42) or an RFC 3339 time (e.g. 2026-12-04T17:00:00Z)")
-			return
-		}
-		out.Events, out.Latest = s.opts.Events.Since(n, limit)
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
