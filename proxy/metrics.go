@@ -206,6 +206,7 @@ func (m *Metrics) StateChanged(upstream string, c balancer.StateCounts) {
 	}{
 		{balancer.Healthy, c.Healthy}, {balancer.Warming, c.Warming}, {balancer.Ejected, c.Ejected},
 		{balancer.ActiveUnhealthy, c.ActiveUnhealthy}, {balancer.Critical, c.Critical},
+		{balancer.Drained, c.Drained},
 	} {
 		m.endpoints.WithLabelValues(upstream, s.state.String()).Set(float64(s.n))
 	}

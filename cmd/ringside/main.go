@@ -4,6 +4,8 @@
 //	ringside -config FILE             run the sidecar
 //	ringside validate -config FILE    check a configuration and exit (0 good, 2 bad)
 //	ringside version                  print the version
+//	ringside status|endpoints|route|drain|undrain|eject|return|weight|events ...
+//	                                  talk to a running sidecar's admin API (cli.go)
 //
 // SIGTERM or SIGINT drains and exits 0 (a second one exits at once); SIGHUP reloads the
 // configuration, keeping the old one when the new one is invalid.
@@ -40,6 +42,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isCLICommand(args[0]) {
+		return runCLI(args, stdout, stderr) // cli.go: the operator commands
+	}
 	cmd := "run"
 	if len(args) > 0 && (args[0] == "validate" || args[0] == "version" || args[0] == "run") {
 		cmd, args = args[0], args[1:]

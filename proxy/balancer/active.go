@@ -167,6 +167,7 @@ func (u *Upstream) probe(ctx context.Context, client *http.Client, e *Endpoint) 
 				u.startWarming(e, u.nowNanos())
 				u.log.Info("endpoint passed active checks", zap.String("upstream", u.name),
 					zap.String("endpoint", e.ID))
+				u.change(Change{Kind: ChangeActiveUp, Endpoint: e.ID})
 				u.notify()
 			}
 		}
@@ -178,6 +179,7 @@ func (u *Upstream) probe(ctx context.Context, client *http.Client, e *Endpoint) 
 			e.warmStart.Store(0)
 			u.log.Warn("endpoint failed active checks", zap.String("upstream", u.name),
 				zap.String("endpoint", e.ID), zap.String("reason", err.Error()))
+			u.change(Change{Kind: ChangeActiveDown, Endpoint: e.ID, Reason: err.Error()})
 			u.notify()
 		}
 	}

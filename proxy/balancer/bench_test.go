@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 	"testing"
@@ -152,6 +153,10 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 				u, _, _ := newTest(t, cfg, snap(ids(100)...))
 				handle(u, "e003").warmStart.Store(u.nowNanos())
 				failN(handle(u, "e042"), 5, connectRefused) // some walks pass an ejected endpoint
+				// and some a drained one, with and without a keep-keys window
+				if err := errors.Join(u.Drain("e010", 0), u.Drain("e011", time.Hour)); err != nil {
+					t.Fatal(err)
+				}
 				i := 0
 				allocs := testing.AllocsPerRun(2000, func() {
 					var p Pick // on the stack, as in the proxy: it must not escape
@@ -191,6 +196,21 @@ func BenchmarkPickOverhead(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("pick/%d", n), func(b *testing.B) {
 			measure(b, func(i int) { pickOnce(u, benchKeys[i&1023]) })
+		})
+	}
+}
+
+// BenchmarkAdmin measures what the admin API pays: one route explain, one key-share
+// measurement (DefaultShareSamples picks). Neither is on the request path.
+func BenchmarkAdmin(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		u, _, _ := newTest(b, Config{}, snap(ids(n)...))
+		failN(handle(u, "e003"), 5, connectRefused)
+		b.Run(fmt.Sprintf("explain/%d", n), func(b *testing.B) {
+			measure(b, func(i int) { u.Explain(hashring.HashString(benchKeys[i&1023]), true) })
+		})
+		b.Run(fmt.Sprintf("key_shares/%d", n), func(b *testing.B) {
+			measure(b, func(int) { u.KeyShares(DefaultShareSamples) })
 		})
 	}
 }

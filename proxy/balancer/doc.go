@@ -76,6 +76,18 @@
 // of goroutines, with healthy and unhealthy thresholds. Run stops and joins all of them when
 // its context ends.
 //
+// # Operator overrides and explanations
+//
+// Drain, Undrain, Eject, EndEjection, SetWeight and ClearWeight are an operator's overrides
+// (override.go), kept by endpoint ID so that they survive snapshot swaps, and listed by
+// Overrides. A drain or an ejection flips a status bit the pick already reads, so it costs
+// the request path nothing; a weight rebuilds the table as a registry change would. Explain
+// runs the request path's own pick with a trace attached (the only cost to requests is a nil
+// check per candidate) and says which endpoints the walk met, why it passed over each, where
+// the request lands and where it would go next; KeyShares measures each endpoint's share of
+// the key space with the same pick. OnChange (Options) hears of every snapshot, ejection,
+// return, active-check verdict and override, for an event log.
+//
 // # Concurrency
 //
 // Update must be called from one goroutine at a time; everything else is safe for concurrent

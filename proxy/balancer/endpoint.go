@@ -25,9 +25,13 @@ const (
 	ActiveUnhealthy
 	// Critical endpoints are critical in the registry and take no traffic at all.
 	Critical
+	// Drained endpoints were drained by an operator (Upstream.Drain): they take no new keys,
+	// whatever their health, and panic mode does not bring them back. It is reported before
+	// Ejected, ActiveUnhealthy and Warming, after Critical.
+	Drained
 )
 
-// String returns "healthy", "warming", "ejected", "active_unhealthy" or "critical".
+// String returns "healthy", "warming", "ejected", "active_unhealthy", "critical" or "drained".
 func (s EndpointState) String() string {
 	switch s {
 	case Healthy:
@@ -40,6 +44,8 @@ func (s EndpointState) String() string {
 		return "active_unhealthy"
 	case Critical:
 		return "critical"
+	case Drained:
+		return "drained"
 	}
 	return "state(" + strconv.Itoa(int(s)) + ")"
 }
@@ -72,6 +78,9 @@ type Endpoint struct {
 	// weight is the endpoint's weight in the current snapshot, for Endpoints() readers; the
 	// hot path reads the state's copy.
 	weight atomic.Int64
+	// regWeight is the weight the registry gives e (weight differs while an operator
+	// overrides it).
+	regWeight atomic.Int64
 
 	// Passive outlier detection (outlier.go).
 	consec5xx     atomic.Int32
@@ -86,6 +95,17 @@ type Endpoint struct {
 	// Slow start (slowstart.go): when the current warm-up began, UnixNano; 0 = not warming.
 	warmStart atomic.Int64
 
+	// Operator overrides (override.go): while statusDrained is set, the keys whose home is e
+	// keep going to it until drainKeep (UnixNano; 0 = none). ejectReason is the reason code
+	// of the last ejection (reasonCodes).
+	drainKeep   atomic.Int64
+	ejectReason atomic.Uint32
+
+	// The last failed attempt (outlier.go): when, UnixNano, and what (its status, or
+	// 1000 + its FailureKind). Written only when an attempt fails.
+	lastFailAt   atomic.Int64
+	lastFailWhat atomic.Uint32
+
 	// Active checks (active.go): consecutive probe results. Written by one probe at a time.
 	probeOK   atomic.Int32
 	probeFail atomic.Int32
@@ -98,6 +118,7 @@ const (
 	statusRemoved                       // gone from the snapshots; the handle is dead
 	statusEjected                       // ejected by outlier detection
 	statusActiveDown                    // failing active health checks
+	statusDrained                       // drained by an operator
 
 	statusFlags = 1<<8 - 1
 	statusGen   = 1 << 8 // one ejection generation
@@ -106,7 +127,8 @@ const (
 // InFlight returns the number of attempts started on e and not yet finished.
 func (e *Endpoint) InFlight() int64 { return e.inflight.Load() }
 
-// Weight returns e's weight in the last snapshot applied.
+// Weight returns e's weight in the current table: the last snapshot's, or an operator's
+// override (Upstream.SetWeight).
 func (e *Endpoint) Weight() int { return int(e.weight.Load()) }
 
 // State returns e's routing state now. An ejection that is over counts as over, even before
@@ -117,6 +139,8 @@ func (e *Endpoint) State() EndpointState {
 	switch {
 	case st&(statusCritical|statusRemoved) != 0:
 		return Critical
+	case st&statusDrained != 0:
+		return Drained
 	case st&statusEjected != 0:
 		// Ejected, or over its ejection and waiting for a request or the sweep to notice.
 		if until := e.ejectedUntil.Load(); now < until {
@@ -143,13 +167,24 @@ func (e *Endpoint) Start() {
 	}
 }
 
-// down reports whether a status counts against the upstream's healthy endpoints.
-func down(st uint64) int32 {
-	if st&statusRoutable != 0 && st&(statusEjected|statusActiveDown) != 0 {
+// down returns what a status adds to Upstream.down: 1 for a routable endpoint ejected or
+// failing active checks (which counts against the healthy endpoints of panic mode), or
+// drainedUnit for a drained one (which panic mode leaves out of its count altogether).
+func down(st uint64) int64 {
+	switch {
+	case st&statusRoutable == 0:
+		return 0
+	case st&statusDrained != 0:
+		return drainedUnit
+	case st&(statusEjected|statusActiveDown) != 0:
 		return 1
 	}
 	return 0
 }
+
+// drainedUnit is one drained endpoint in Upstream.down, whose low 32 bits count the endpoints
+// down and high 32 bits the drained ones: Begin reads both with one load.
+const drainedUnit = 1 << 32
 
 // ejected reports whether a status counts against the upstream's ejection budget.
 func ejected(st uint64) int32 {
@@ -187,4 +222,65 @@ func (e *Endpoint) setFlags(set, clear uint64) (old uint64) {
 		return old&^clear | set, true
 	})
 	return old
+}
+
+// Status is everything an operator may want to know about an endpoint, read at one moment
+// (each field atomically, not all together).
+type Status struct {
+	State EndpointState
+	// The flags behind State: an endpoint may be drained and ejected at once.
+	Critical, Drained, Ejected, ActiveUnhealthy bool
+	// EjectReason and EjectedUntil describe the current ejection; TimesEjected counts the
+	// ejections in a row that set its length.
+	EjectReason  string
+	EjectedUntil time.Time
+	TimesEjected int
+	// DrainKeepKeysUntil is the end of a drain's keep-keys window; zero if none.
+	DrainKeepKeysUntil time.Time
+	// WarmFraction is the share of its traffic a warming endpoint takes; 1 otherwise.
+	WarmFraction float64
+	InFlight     int64
+	// Weight is the endpoint's weight in the table; RegistryWeight the registry's, which
+	// differs while an operator overrides it.
+	Weight, RegistryWeight int
+	// LastFailure is when the last attempt on it failed (zero if none has), and
+	// LastFailureWhat how: "status 503", "connect", "timeout", "reset".
+	LastFailure     time.Time
+	LastFailureWhat string
+}
+
+// Status returns e's status now. It is for the admin API, not the request path.
+func (e *Endpoint) Status() Status {
+	u, st := e.up, e.status.Load()
+	s := Status{
+		State:           e.State(),
+		Critical:        st&(statusCritical|statusRemoved) != 0,
+		Drained:         st&statusDrained != 0,
+		ActiveUnhealthy: st&statusActiveDown != 0,
+		WarmFraction:    u.warmFraction(e, u.nowNanos()),
+		InFlight:        e.inflight.Load(),
+		Weight:          e.Weight(),
+		RegistryWeight:  int(e.regWeight.Load()),
+	}
+	if st&statusEjected != 0 {
+		if until := e.ejectedUntil.Load(); u.nowNanos() < until {
+			s.Ejected, s.EjectedUntil = true, time.Unix(0, until)
+			if c := e.ejectReason.Load(); int(c) < len(reasonCodes) {
+				s.EjectReason = reasonCodes[c]
+			}
+		}
+	}
+	s.TimesEjected = int(e.timesEjected.Load())
+	if k := e.drainKeep.Load(); k != 0 && s.Drained {
+		s.DrainKeepKeysUntil = time.Unix(0, k)
+	}
+	if at := e.lastFailAt.Load(); at != 0 {
+		s.LastFailure = time.Unix(0, at)
+		if w := e.lastFailWhat.Load(); w >= failureBase {
+			s.LastFailureWhat = FailureKind(w - failureBase).String()
+		} else {
+			s.LastFailureWhat = "status " + strconv.Itoa(int(w))
+		}
+	}
+	return s
 }

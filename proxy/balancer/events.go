@@ -39,12 +39,12 @@ func (NopEvents) StateChanged(string, StateCounts) {}
 
 // StateCounts is the number of an upstream's endpoints in each EndpointState.
 type StateCounts struct {
-	Healthy, Warming, Ejected, ActiveUnhealthy, Critical int
+	Healthy, Warming, Ejected, ActiveUnhealthy, Critical, Drained int
 }
 
 // Total returns the number of endpoints.
 func (c StateCounts) Total() int {
-	return c.Healthy + c.Warming + c.Ejected + c.ActiveUnhealthy + c.Critical
+	return c.Healthy + c.Warming + c.Ejected + c.ActiveUnhealthy + c.Critical + c.Drained
 }
 
 // StateCounts returns the number of the upstream's endpoints in each state now. It reads
@@ -67,6 +67,8 @@ func (u *Upstream) StateCounts() StateCounts {
 			c.ActiveUnhealthy++
 		case Critical:
 			c.Critical++
+		case Drained:
+			c.Drained++
 		}
 	}
 	return c

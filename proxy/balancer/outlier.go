@@ -38,6 +38,9 @@ func (f FailureKind) String() string {
 	return "failure(" + strconv.Itoa(int(f)) + ")"
 }
 
+// failureBase is added to a FailureKind in Endpoint.lastFailWhat, apart from statuses.
+const failureBase = 1000
+
 // Outcome is the result of one attempt, fed back to passive outlier detection.
 type Outcome struct {
 	// Status is the HTTP status of the response, 0 when there was none.
@@ -54,6 +57,19 @@ const (
 	reasonGatewayFailure = "consecutive_gateway_failure"
 	reasonConnectWindow  = "connect_failure_window"
 )
+
+// reasonCodes are the reasons of ejections by their code in Endpoint.ejectReason.
+var reasonCodes = [...]string{"", reason5xx, reasonGatewayFailure, reasonConnectWindow, reasonAdmin}
+
+// reasonCode returns the code of an ejection reason.
+func reasonCode(r string) uint32 {
+	for i, s := range reasonCodes {
+		if s == r {
+			return uint32(i)
+		}
+	}
+	return 0
+}
 
 // Finish records the end of an attempt that Start began and feeds its outcome to passive
 // outlier detection: a failure counts toward ejection (see OutlierConfig), a response below
@@ -80,6 +96,13 @@ func (u *Upstream) observe(e *Endpoint, o Outcome) string {
 			resetCounts(e)
 		}
 		return ""
+	}
+	// A failure: remember it for the admin API. Successes never get here.
+	e.lastFailAt.Store(u.nowNanos())
+	if o.Failure != FailNone {
+		e.lastFailWhat.Store(failureBase + uint32(o.Failure))
+	} else {
+		e.lastFailWhat.Store(uint32(o.Status))
 	}
 	reason := ""
 	if oc.Consecutive5xx > 0 && e.consec5xx.Add(1) >= int32(oc.Consecutive5xx) {
@@ -132,10 +155,12 @@ func (u *Upstream) eject(e *Endpoint, reason string) {
 	// A return that a request noticed and Run has not reported yet: report it first, so that
 	// the endpoint's log lines and events keep their order (unless Run is reporting it at
 	// this very moment).
+	e.ejectReason.Store(reasonCode(reason))
 	u.reportReturn(e)
 	u.log.Warn("endpoint ejected", zap.String("upstream", u.name), zap.String("endpoint", e.ID),
 		zap.String("reason", reason), zap.Duration("duration", d))
 	u.events.Ejected(u.name, e, reason, d)
+	u.change(Change{Kind: ChangeEjected, Endpoint: e.ID, Reason: reason, Duration: d})
 	u.notify()
 }
 
@@ -260,6 +285,7 @@ func (u *Upstream) reportReturn(e *Endpoint) int {
 	for range n {
 		u.log.Info("endpoint returned", zap.String("upstream", u.name), zap.String("endpoint", e.ID))
 		u.events.Returned(u.name, e)
+		u.change(Change{Kind: ChangeReturned, Endpoint: e.ID})
 	}
 	return n
 }

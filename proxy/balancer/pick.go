@@ -67,6 +67,11 @@ type Pick struct {
 
 	soft       [softSkips]int32
 	nsoft, pos uint8
+
+	// trace, when not nil, is told every candidate passed over and why. Only Upstream.Explain
+	// sets it, on a Pick of its own that requests never reuse, so Begin leaves it alone and
+	// the take path never looks at it.
+	trace *trace
 }
 
 // Begin starts choosing endpoints for one request, resetting p. h is the hash of the request
@@ -124,15 +129,17 @@ func (p *Pick) Next() (*Endpoint, error) {
 			p.done = true
 			break
 		}
-		switch p.admit(i) {
-		case admitTake:
+		v := p.admit(i)
+		if v == admitTake {
 			p.returned++
 			return p.s.eps[i], nil
-		case admitLater:
-			if p.nsoft < softSkips {
-				p.soft[p.nsoft] = int32(i)
-				p.nsoft++
-			}
+		}
+		if p.trace != nil {
+			p.trace.add(p.s.eps[i], v)
+		}
+		if v >= laterBoundedLoad && p.nsoft < softSkips {
+			p.soft[p.nsoft] = int32(i)
+			p.nsoft++
 		}
 	}
 	if p.pos < p.nsoft {
@@ -198,42 +205,70 @@ func (p *Pick) lighter(a, b int) bool {
 	return la*int64(p.s.weights[b]) < lb*int64(p.s.weights[a])
 }
 
-// What admit decides about a candidate.
+// verdict is what admit decides about a candidate, and why.
+type verdict uint8
+
+// The verdicts: take it, skip it (not for this request), or keep it for later (only if
+// nothing better is left: laterBoundedLoad and above).
 const (
-	admitSkip  = iota // not for this request
-	admitTake         // the one
-	admitLater        // only if nothing better is left
+	admitTake        verdict = iota // the one
+	skipEjected                     // ejected by outlier detection or an operator
+	skipActiveDown                  // failing active health checks
+	skipDrained                     // drained by an operator
+	skipMaxRequests                 // at Config.MaxRequests
+	laterBoundedLoad                // over its bounded-load cap
+	laterSlowStart                  // warming up, and the key's draw is above its fraction
+	takeLastResort                  // (trace only) taken from the ones kept for later
 )
 
 // admit decides whether to take candidate i.
-func (p *Pick) admit(i int) int {
+func (p *Pick) admit(i int) verdict {
 	e, u := p.s.eps[i], p.u
-	if st := e.status.Load(); st&(statusEjected|statusActiveDown) != 0 {
+	if st := e.status.Load(); st&(statusEjected|statusActiveDown|statusDrained) != 0 {
+		if st&statusDrained != 0 && !p.keepsDrained(e, i) {
+			return skipDrained
+		}
 		if st&statusEjected != 0 && u.ejectionOver(e, p.clock()) {
 			u.unEject(e, st)
 			st = e.status.Load()
 		}
-		if !p.panic && st&(statusEjected|statusActiveDown) != 0 {
-			return admitSkip
+		if !p.panic {
+			switch {
+			case st&statusEjected != 0:
+				return skipEjected
+			case st&statusActiveDown != 0:
+				return skipActiveDown
+			}
 		}
 	}
 	if limit := u.cfg.MaxRequests; limit > 0 && e.inflight.Load() >= limit {
 		p.overload = true
-		return admitSkip
+		return skipMaxRequests
 	}
 	if u.bounded && p.mode == modeWalk {
 		limit := hashring.BoundedCap(u.cfg.BoundedLoad, u.inflight.Load(), p.s.weights[i], p.s.totalWeight)
 		if e.inflight.Load() >= limit {
-			return admitLater
+			return laterBoundedLoad
 		}
 	}
 	if u.cfg.SlowStart > 0 && p.warmSkips < maxWarmSkips && e.warmStart.Load() != 0 {
 		if f := u.warmFraction(e, p.clock()); f < 1 && p.warmRoll(e) >= f {
 			p.warmSkips++
-			return admitLater
+			return laterSlowStart
 		}
 	}
 	return admitTake
+}
+
+// keepsDrained reports whether drained candidate i still takes this request: only a keyed
+// walk's home endpoint does, and only until the end of its drain's keep-keys window (see
+// Upstream.Drain).
+func (p *Pick) keepsDrained(e *Endpoint, i int) bool {
+	if !p.keyed {
+		return false
+	}
+	keep := e.drainKeep.Load()
+	return keep != 0 && p.clock() < keep && p.s.table.Lookup(p.h) == i
 }
 
 // clock returns the upstream's time, read once per pick.

@@ -3,6 +3,7 @@ package balancer
 import (
 	"fmt"
 	"slices"
+	"sort"
 
 	"go.uber.org/zap"
 
@@ -34,8 +35,9 @@ type state struct {
 	strides []uint32
 
 	// panicBelow is the number of healthy endpoints below which the upstream is in panic
-	// mode; negative when panic mode is off.
-	panicBelow float64
+	// mode when none is drained; negative when panic mode is off. panicShare is the same as a
+	// share of the endpoints that are not drained.
+	panicBelow, panicShare float64
 	// maxEjected is how many endpoints may be ejected at once.
 	maxEjected int32
 }
@@ -59,8 +61,29 @@ func (u *Upstream) Update(s *discovery.Snapshot) {
 		return
 	}
 	u.updateMu.Lock()
-	defer u.updateMu.Unlock()
+	prev := u.snap.Load()
+	added, removed, dropped, ok := u.applyLocked(s, true)
+	u.updateMu.Unlock()
+	if !ok {
+		return
+	}
+	for _, id := range dropped {
+		u.log.Info("endpoint weight override dropped: the registry changed the weight",
+			zap.String("upstream", u.name), zap.String("endpoint", id))
+		u.change(Change{Kind: ChangeWeight, Endpoint: id, Reason: "registry_changed_weight"})
+	}
+	if prev == nil || !prev.Equal(s) { // a source may deliver the same endpoints again
+		u.change(Change{Kind: ChangeSnapshot, Revision: s.Revision, Added: added, Removed: removed})
+	}
+}
 
+// applyLocked is Update's work, also run by the weight overrides on the last snapshot
+// (fresh=false). It returns the IDs that came and went, those whose weight override the
+// registry made stale, and whether s was applied. updateMu is held.
+func (u *Upstream) applyLocked(s *discovery.Snapshot, fresh bool) (added, removed, dropped []string, ok bool) {
+	if s == nil {
+		return nil, nil, nil, false
+	}
 	eps := s.Endpoints
 	if !sortedByID(eps) {
 		// Not made by discovery.NewSnapshot. The check is one pass of compares, next to the
@@ -68,13 +91,15 @@ func (u *Upstream) Update(s *discovery.Snapshot) {
 		u.log.Error("snapshot rejected, keeping the previous endpoints",
 			zap.String("upstream", u.name), zap.Uint64("revision", s.Revision),
 			zap.String("reason", "endpoints not sorted by ID or IDs not unique"))
-		return
+		return nil, nil, nil, false
 	}
+	now := u.nowNanos()
 	old := u.state.Load()
 	nodes := make([]hashring.Node, 0, len(eps))
 	for _, de := range eps {
 		if de.Health != discovery.HealthCritical {
-			nodes = append(nodes, hashring.Node{ID: de.ID, Weight: max(de.Weight, 1)})
+			w := u.weightLocked(de.ID, max(de.Weight, 1), now, &dropped)
+			nodes = append(nodes, hashring.Node{ID: de.ID, Weight: w})
 		}
 	}
 	ns := &state{nodes: nodes}
@@ -88,27 +113,31 @@ func (u *Upstream) Update(s *discovery.Snapshot) {
 		if err != nil {
 			u.log.Error("snapshot rejected, keeping the previous endpoints",
 				zap.String("upstream", u.name), zap.Uint64("revision", s.Revision), zap.Error(err))
-			return
+			return nil, nil, dropped, false
 		}
 		ns.strides = coprimeStrides(len(nodes))
 	}
 
-	now := u.nowNanos()
 	warm := old != nil // the first snapshot's endpoints do not warm up
 	byID := make(map[string]*Endpoint, len(eps))
 	var gone []*Endpoint
 	for _, de := range eps {
 		e := u.handles[de.ID]
+		if e == nil && fresh {
+			added = append(added, de.ID)
+		}
 		if e != nil && e.Address != de.Address {
 			gone = append(gone, e)
 			e = nil
 		}
 		if e == nil {
 			e = u.newHandle(de)
+			u.adoptLocked(e, now)
 			if warm {
 				u.startWarming(e, now)
 			}
 		}
+		e.regWeight.Store(int64(max(de.Weight, 1)))
 		e.weight.Store(int64(max(de.Weight, 1)))
 		if de.Health == discovery.HealthCritical {
 			e.setFlags(statusCritical, statusRoutable)
@@ -121,15 +150,18 @@ func (u *Upstream) Update(s *discovery.Snapshot) {
 	for id, e := range u.handles {
 		if byID[id] == nil {
 			gone = append(gone, e)
+			removed = append(removed, id)
 		}
 	}
+	sort.Strings(removed)
 	for _, e := range gone {
 		e.setFlags(statusRemoved, statusRoutable|statusEjected|statusActiveDown)
 	}
 	ns.index(byID)
 	ns.panicBelow = -1
 	if u.cfg.PanicThreshold > 0 {
-		ns.panicBelow = u.cfg.PanicThreshold * float64(len(ns.eps)) / 100
+		ns.panicShare = u.cfg.PanicThreshold / 100
+		ns.panicBelow = ns.panicShare * float64(len(ns.eps))
 	}
 	ns.maxEjected = int32(max(1, len(ns.eps)*u.cfg.Outlier.MaxEjectionPercent/100))
 
@@ -151,12 +183,22 @@ func (u *Upstream) Update(s *discovery.Snapshot) {
 	default:
 	}
 	u.notify()
+	return added, removed, dropped, true
 }
 
-// panicking reports whether the state is in panic mode when down of its endpoints are
-// ejected or failing active checks.
-func (s *state) panicking(down int32) bool {
-	return s.panicBelow >= 0 && float64(len(s.eps)-int(down)) < s.panicBelow
+// panicking reports whether the state is in panic mode when down is Upstream.down: the
+// endpoints ejected or failing active checks, and the drained ones, which are left out of the
+// count (an operator took them out; they say nothing about the health of the others).
+func (s *state) panicking(down int64) bool {
+	if s.panicBelow < 0 {
+		return false
+	}
+	n, bad := len(s.eps), int(int32(down))
+	if drained := int(down >> 32); drained != 0 {
+		n -= drained
+		return float64(n-bad) < s.panicShare*float64(n)
+	}
+	return float64(n-bad) < s.panicBelow
 }
 
 // newHandle returns a handle for de, with its Data set, not yet published.
@@ -193,6 +235,7 @@ func (s *state) index(byID map[string]*Endpoint) {
 	s.weights = make([]int, len(s.nodes))
 	for i, nd := range s.nodes {
 		s.eps[i], s.weights[i] = byID[nd.ID], nd.Weight
+		s.eps[i].weight.Store(int64(nd.Weight))
 		s.totalWeight += nd.Weight
 	}
 }

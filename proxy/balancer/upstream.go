@@ -29,6 +29,12 @@ type Options struct {
 	// that began earlier may still return it, and attempts on it may still be in flight. If
 	// nil, nothing is called.
 	OnRemove func(*Endpoint)
+	// OnChange is told about every snapshot applied, ejection and return, active-check
+	// verdict and operator override, for an event log. It is called synchronously from the
+	// goroutine of Update, of Run, of a request that ejects an endpoint, or of the operator
+	// method; never from Pick.Next. It must be quick, must not block, and must not call back
+	// into the Upstream's mutating methods. If nil, nothing is told.
+	OnChange func(Change)
 	// Now is the clock of ejections and slow start. If nil, time.Now. (Active checks run on
 	// real timers whatever it is.)
 	Now func() time.Time
@@ -43,14 +49,15 @@ type Options struct {
 // accessors are safe for concurrent use with each other and with Update and Run; Update must
 // be called from one goroutine at a time.
 type Upstream struct {
-	name   string
-	cfg    Config
-	pol    policy
-	log    *zap.Logger
-	events Events
-	clock  func() time.Time
-	onNew  func(*Endpoint) any
-	onGone func(*Endpoint)
+	name     string
+	cfg      Config
+	pol      policy
+	log      *zap.Logger
+	events   Events
+	clock    func() time.Time
+	onNew    func(*Endpoint) any
+	onGone   func(*Endpoint)
+	onChange func(Change)
 
 	bounded bool // cfg.BoundedLoad > 0: Start and Finish keep inflight
 
@@ -60,7 +67,7 @@ type Upstream struct {
 
 	// Counters shared by every handle; see Endpoint.transition. Every Begin reads down; they
 	// change only with health.
-	down    atomic.Int32 // routable endpoints ejected or failing active checks
+	down    atomic.Int64 // routable endpoints ejected or failing active checks, + drainedUnit per drained one
 	ejected atomic.Int32 // routable endpoints ejected, plus ejections being decided
 	// budgetSweep is when a spent ejection budget may next sweep, UnixNano.
 	budgetSweep atomic.Int64
@@ -73,9 +80,11 @@ type Upstream struct {
 	rr       atomic.Uint64 // the round-robin counter
 	_        [48]byte
 
-	// handles is the table of handles by ID; only Update touches it, under updateMu.
-	updateMu sync.Mutex
-	handles  map[string]*Endpoint
+	// handles is the table of handles by ID, and overrides the operator's overrides by
+	// endpoint ID; only Update and the override methods touch them, under updateMu.
+	updateMu  sync.Mutex
+	handles   map[string]*Endpoint
+	overrides map[string]*override
 
 	changed  chan struct{} // told of each Update, for the active checker; size 1
 	returned chan struct{} // told of each return from ejection, for Run to report; size 1
@@ -104,6 +113,8 @@ func New(name string, cfg Config, opts Options) (*Upstream, error) {
 		clock:      opts.Now,
 		onNew:      opts.OnEndpoint,
 		onGone:     opts.OnRemove,
+		onChange:   opts.OnChange,
+		overrides:  make(map[string]*override),
 		bounded:    cfg.BoundedLoad > 0,
 		handles:    make(map[string]*Endpoint),
 		changed:    make(chan struct{}, 1),

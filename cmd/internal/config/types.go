@@ -38,10 +38,14 @@ func (c *Config) Errorf(field, format string, args ...any) *Error {
 	return &Error{File: c.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Admin is the admin server: /metrics, /readyz, /healthz, /debug/pprof.
+// Admin is the admin server: /metrics, /readyz, /healthz, /debug/pprof and the JSON API
+// under /v1/.
 type Admin struct {
 	Listen string `yaml:"listen"` // default 127.0.0.1:9901
 	Pprof  bool   `yaml:"pprof"`  // default false
+	// TokenFile holds the bearer token the API's changes (drain, eject, ...) require; ""
+	// (the default) refuses every change.
+	TokenFile string `yaml:"token_file"`
 }
 
 // Discovery selects and configures the registry ringside watches.

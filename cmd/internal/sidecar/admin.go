@@ -7,11 +7,53 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ringside-proxy/ringside/cmd/internal/admin"
+	"github.com/ringside-proxy/ringside/cmd/internal/config"
+	"github.com/ringside-proxy/ringside/discovery/file"
 )
+
+// Upstreams lists the configured upstreams for the admin API, sorted by name. It takes s.mu,
+// which no request takes.
+func (s *Sidecar) Upstreams() []admin.Upstream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]admin.Upstream, 0, len(s.upstreams))
+	for _, u := range s.upstreams {
+		au := admin.Upstream{Config: u.cfg, Balancer: u.bal, Keys: u.handler.Keys()}
+		if l := s.listeners[u.cfg.Name]; l != nil {
+			au.Listen = l.ln.Addr().String()
+		}
+		out = append(out, au)
+	}
+	slices.SortFunc(out, func(a, b admin.Upstream) int { return strings.Compare(a.Config.Name, b.Config.Name) })
+	return out
+}
+
+var _ admin.Sidecar = (*Sidecar)(nil)
+
+// newAPI returns the admin API of s.
+func (s *Sidecar) newAPI(cfg *config.Config) *admin.Server {
+	var editor admin.ServicesEditor
+	if cfg.Discovery.Kind == "file" {
+		editor = file.NewEditor(cfg.Discovery.File.Path)
+	}
+	return admin.New(admin.Options{
+		Sidecar:   s,
+		Discovery: cfg.Discovery.Kind,
+		Events:    s.events,
+		Gatherer:  s.reg,
+		TokenFile: cfg.Admin.TokenFile,
+		Services:  editor,
+		Logger:    s.log.Named("admin"),
+	})
+}
 
 // ReadinessReport is what /readyz answers, as JSON.
 type ReadinessReport struct {
@@ -27,15 +69,17 @@ type readiness interface {
 
 var _ readiness = (*Sidecar)(nil)
 
-// adminServer serves /metrics, /readyz, /healthz and, when enabled, /debug/pprof on net/http:
+// adminServer serves /metrics, /readyz, /healthz, the JSON API under /v1/ (package admin) and,
+// when enabled, /debug/pprof on net/http:
 // it is off the request path, so the standard library's conveniences cost nothing that matters.
 type adminServer struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-func newAdminServer(addr string, gatherer prometheus.Gatherer, ready readiness, withPprof bool) (*adminServer, error) {
+func newAdminServer(addr string, gatherer prometheus.Gatherer, ready readiness, withPprof bool, api *admin.Server) (*adminServer, error) {
 	mux := http.NewServeMux()
+	api.Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ringside-proxy/ringside/cmd/internal/admin"
 	"github.com/ringside-proxy/ringside/cmd/internal/config"
 )
 
@@ -27,7 +28,10 @@ var ErrDraining = errors.New("draining: reload refused")
 // its address stays (it cannot be bound twice). Refused with ErrDraining once Run drains.
 //
 // An upstream whose settings changed starts with fresh health state (ejections are not carried
-// over); an unchanged one keeps its state.
+// over) but keeps the operator's overrides (drains, ejections, weights set through the admin
+// API, keyed by endpoint ID); an unchanged one keeps both. The overrides of a removed upstream
+// are dropped with it. The admin API's event log records the reload and what happened to the
+// overrides.
 func (s *Sidecar) Reload(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -41,6 +45,7 @@ func (s *Sidecar) Reload(cfg *config.Config) error {
 	// Build what is new or changed.
 	next := make(map[string]*upstream, len(cfg.Upstreams))
 	var built []*upstream
+	carried := 0 // overrides copied to rebuilt upstreams
 	for _, uc := range cfg.Upstreams {
 		if cur := s.upstreams[uc.Name]; cur != nil && reflect.DeepEqual(cur.cfg, uc) {
 			next[uc.Name] = cur
@@ -49,6 +54,9 @@ func (s *Sidecar) Reload(cfg *config.Config) error {
 		u, err := s.newUpstream(uc)
 		if err != nil {
 			return err
+		}
+		if cur := s.upstreams[uc.Name]; cur != nil {
+			carried += u.bal.CopyOverrides(cur.bal)
 		}
 		next[uc.Name] = u
 		built = append(built, u)
@@ -62,9 +70,13 @@ func (s *Sidecar) Reload(cfg *config.Config) error {
 	// and publishing the routes happen under one snapMu section (see dispatch).
 	oldServices := s.servicesLocked()
 	var retired []*upstream
+	dropped := 0 // overrides of removed upstreams
 	for name, u := range s.upstreams {
 		if next[name] != u {
 			retired = append(retired, u)
+			if next[name] == nil {
+				dropped += len(u.bal.Overrides())
+			}
 		}
 	}
 	s.upstreams = next
@@ -101,7 +113,11 @@ func (s *Sidecar) Reload(cfg *config.Config) error {
 		s.retireUpstream(u, grace)
 	}
 	s.log.Info("configuration applied", zap.Int("upstreams", len(next)), zap.Int("rebuilt", len(built)),
-		zap.Int("retired", len(retired)), zap.Int("new_listeners", len(bound)))
+		zap.Int("retired", len(retired)), zap.Int("new_listeners", len(bound)),
+		zap.Int("overrides_carried", carried), zap.Int("overrides_dropped", dropped))
+	s.events.Record(admin.Event{Kind: "reload", Reason: fmt.Sprintf(
+		"%d upstreams, %d rebuilt (fresh health state), %d retired; operator overrides: %d carried over to rebuilt upstreams, %d dropped with removed upstreams, the others kept",
+		len(next), len(built), len(retired), carried, dropped)})
 	return nil
 }
 

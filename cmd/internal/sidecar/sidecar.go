@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
+	"github.com/ringside-proxy/ringside/cmd/internal/admin"
 	"github.com/ringside-proxy/ringside/cmd/internal/config"
 	"github.com/ringside-proxy/ringside/discovery"
 	"github.com/ringside-proxy/ringside/proxy"
@@ -47,6 +48,7 @@ type Sidecar struct {
 	register  *config.Register // what registrar registers; fixed for the process's life
 	engine    config.Engine    // how listeners serve; fixed for the process's life
 	admin     *adminServer
+	events    *admin.EventLog // what changed, for the admin API; fixed for the process's life
 
 	mu        sync.Mutex // guards what follows; never held on the request path
 	cfg       *config.Config
@@ -97,6 +99,7 @@ func New(cfg *config.Config, opts Options) (*Sidecar, error) {
 		listeners: make(map[string]*listener),
 		lastSnap:  make(map[string]*discovery.Snapshot),
 		fatal:     make(chan error, 1),
+		events:    admin.NewEventLog(0),
 	}
 	reg.MustRegister(loopMetrics{s}, connMetrics{s})
 	ok := false
@@ -126,7 +129,7 @@ func New(cfg *config.Config, opts Options) (*Sidecar, error) {
 		return nil, err
 	}
 	s.publishRoutes()
-	if s.admin, err = newAdminServer(cfg.Admin.Listen, reg, s, cfg.Admin.Pprof); err != nil {
+	if s.admin, err = newAdminServer(cfg.Admin.Listen, reg, s, cfg.Admin.Pprof, s.newAPI(cfg)); err != nil {
 		return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
 	}
 	ok = true

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ringside-proxy/ringside/cmd/internal/admin"
 	"github.com/ringside-proxy/ringside/cmd/internal/config"
 	"github.com/ringside-proxy/ringside/discovery"
 	"github.com/ringside-proxy/ringside/discovery/consul"
@@ -45,6 +46,10 @@ func Check(cfg *config.Config) error {
 	}
 	if cfg.Register != nil {
 		add("register", registration(cfg.Register).Validate())
+	}
+	if cfg.Admin.TokenFile != "" {
+		_, err := admin.ReadToken(cfg.Admin.TokenFile)
+		add("admin.token_file", err)
 	}
 	d := cfg.Discovery
 	_, err := newSource(d, zap.NewNop(), discovery.NopObserver{})

@@ -42,8 +42,9 @@ func (s *Sidecar) newUpstream(uc config.Upstream) (*upstream, error) {
 		return nil, fmt.Errorf("upstream %q: %w", uc.Name, err)
 	}
 	bal, err := balancer.New(uc.Name, bc, tr.BalancerOptions(balancer.Options{
-		Logger: s.log.With(zap.String("upstream", uc.Name)),
-		Events: s.pmetrics,
+		Logger:   s.log.With(zap.String("upstream", uc.Name)),
+		Events:   s.pmetrics,
+		OnChange: s.events.RecordChange,
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", uc.Name, err)
