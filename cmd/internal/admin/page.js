@@ -65,7 +65,7 @@
       t.innerHTML = html;
       morph(live, t.content);
       setConn(true, 'live');
-      updated.textContent = 'updated ' + new Date().toLocaleTimeString();
+      updated.textContent = 'updated ' + new Date().toISOString().slice(11, 19) + ' UTC';
       if (lastRoute) { return route(lastRoute.upstream, lastRoute.key); }
     }).catch(function (e) {
       setConn(false, 'no answer: ' + e.message);
