@@ -1,6 +1,7 @@
 // ringside status page: refreshes the live section, answers the route box, runs the buttons.
 // Everything taken from the API is put into the page as text (textContent), never as markup;
-// the live section comes as HTML the server rendered (and escaped) with html/template.
+// the live section comes as HTML the server rendered (and escaped) with html/template. URLs are
+// relative to the page, so it also works behind a proxy that serves the admin server under a path.
 (function () {
   'use strict';
   var TOKEN_KEY = 'ringside.admin_token';
@@ -57,7 +58,7 @@
   }
 
   function refresh() {
-    return fetch('/?part=live', { cache: 'no-store' }).then(function (r) {
+    return fetch('?part=live', { cache: 'no-store' }).then(function (r) {
       if (!r.ok) { throw new Error('status ' + r.status); }
       return r.text();
     }).then(function (html) {
@@ -77,7 +78,7 @@
 
   // The route box: GET /v1/route, shown as the walk the request path makes.
   function route(upstream, key) {
-    var q = '/v1/route?upstream=' + encodeURIComponent(upstream) + '&key=' + encodeURIComponent(key);
+    var q = 'v1/route?upstream=' + encodeURIComponent(upstream) + '&key=' + encodeURIComponent(key);
     return fetch(q, { cache: 'no-store' }).then(function (r) {
       return r.json().then(function (v) { return { ok: r.ok, v: v }; });
     }).then(function (a) {
@@ -174,7 +175,7 @@
     var tok = $('confirm-token').value.trim();
     if (!tok) { $('confirm-error').textContent = 'the admin token is needed (the one in admin.token_file)'; return; }
     var p = pending;
-    var url = '/v1/upstreams/' + encodeURIComponent(p.upstream) + '/endpoints/' + encodeURIComponent(p.endpoint) +
+    var url = 'v1/upstreams/' + encodeURIComponent(p.upstream) + '/endpoints/' + encodeURIComponent(p.endpoint) +
       '/' + p.action;
     if (p.action === 'eject') { url += '?for=' + encodeURIComponent($('confirm-for').value.trim()); }
     $('confirm-ok').disabled = true;
