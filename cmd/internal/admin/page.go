@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // The status page: GET / on the admin server. The server renders it whole with html/template
@@ -159,7 +161,7 @@ func (s *Server) getPage(w http.ResponseWriter, r *http.Request) {
 	}
 	var buf bytes.Buffer
 	if err := assets.tmpl.ExecuteTemplate(&buf, name, s.pageData()); err != nil {
-		s.log.Error("status page not rendered", errField(err))
+		s.log.Error("status page not rendered", zap.Error(err))
 		http.Error(w, "status page not rendered; see the sidecar's log", http.StatusInternalServerError)
 		return
 	}
