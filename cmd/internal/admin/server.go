@@ -112,6 +112,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /v1/services/{service}/endpoints/{id}", s.guard(s.putServiceEndpoint))
 	mux.HandleFunc("DELETE /v1/services/{service}/endpoints/{id}", s.guard(s.deleteServiceEndpoint))
 	mux.HandleFunc("/v1/", s.notFound)
+	mux.HandleFunc("GET /{$}", s.getPage)
 }
 
 // upstream returns the upstream of the request's {name}, or answers 404 and returns false.
