@@ -34,7 +34,7 @@ vet:
 # (RINGSIDE_TEST_ENGINE=loop serves every test listener with event loops).
 test: consul chromium fmt-check vet
 	$(GO) test -race -timeout 45m ./...
-	RINGSIDE_TEST_ENGINE=loop $(GO) test -race -timeout 15m ./proxy/ ./cmd/internal/sidecar/
+	RINGSIDE_TEST_ENGINE=loop $(GO) test -race -timeout 15m ./proxy/ ./cmd/internal/sidecar/ ./cmd/internal/admin/
 	cd deploy/bench && $(GO) test -race -timeout 15m ./...
 
 bench-ring:
