@@ -66,6 +66,19 @@ func (h *Handler) rewriteURI(hdr *fasthttp.RequestHeader, scratch []byte) ([]byt
 	return scratch, true
 }
 
+// RequestAuthority returns the authority a request is for, which is the one it is forwarded
+// with (rewriteURI): the request target's when the target is in absolute form and valid (RFC
+// 9112 section 3.2.2: the Host header is then ignored), the Host header otherwise. Whatever
+// routes a request by host must route by this.
+func RequestAuthority(hdr *fasthttp.RequestHeader) []byte {
+	if uri := hdr.RequestURI(); len(uri) > 0 && uri[0] != '/' {
+		if authority, _, ok := splitAbsolute(uri); ok {
+			return authority
+		}
+	}
+	return hdr.Host()
+}
+
 // splitAbsolute splits an absolute-form target "scheme://authority/path?query" into the
 // authority and what follows it. Only http and https are accepted, and userinfo is refused.
 func splitAbsolute(uri []byte) (authority, rest []byte, ok bool) {
