@@ -191,7 +191,7 @@ func BenchmarkRewriteRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		req.CopyTo(&ctx.Request)
-		x.scan = scanRequest(ctx.Request.Header.RawHeaders(), false, x.scan.nominated.names)
+		x.scan.scan(ctx.Request.Header.RawHeaders(), false)
 		x.extra = s.h.prepareRequest(&ctx, &x.scan, peer, peer, false, false, x.extra)
 		if err := x.writeRequest(bw, nil); err != nil {
 			b.Fatal(err)

@@ -17,7 +17,8 @@ func FuzzScanRequest(f *testing.F) {
 	f.Add([]byte("Connection: ,,upgrade, ,x\r\n X: folded\r\n:\r\nx-forwarded-\r\n"), false)
 	f.Add([]byte("Connection: a, A, b\r\nconnection: B, c, Content-Length\r\n"), false)
 	f.Fuzz(func(t *testing.T, raw []byte, trusted bool) {
-		s := scanRequest(raw, trusted, nil)
+		var s reqScan
+		s.scan(raw, trusted)
 		set := s.nominated
 		if set.n > maxConnectionOptions {
 			t.Fatalf("%d names nominated, cap %d", set.n, maxConnectionOptions)

@@ -127,7 +127,7 @@ type exchange struct {
 	// Buffers reused from request to request.
 	scan    reqScan // what the scan of the request header found (its names reused)
 	target  []byte  // the rewritten request target
-	scratch []byte  // header names being collected
+	dropped nameSet // the response header names cleanResponse drops
 	extra   []byte  // the header lines the proxy adds (prepareRequest)
 	head    []byte  // the request header as sent upstream (writeRequest)
 	log     *entry  // non-nil when this request is sampled for the access log
@@ -191,10 +191,12 @@ func (h *Handler) logAttemptFailed(be *backend, attempt int, r result) {
 
 func (x *exchange) reset() {
 	x.up.release(false) // a safety net: every path has released or handed over the connection
-	names := x.scan.nominated.names[:0]
-	*x = exchange{h: x.h, body: x.body[:0], target: x.target[:0], scratch: x.scratch[:0],
+	nominated, dropped := x.scan.nominated, x.dropped
+	nominated.reset()
+	dropped.reset()
+	*x = exchange{h: x.h, body: x.body[:0], target: x.target[:0], dropped: dropped,
 		extra: x.extra[:0], head: x.head[:0], log: x.log}
-	x.scan.nominated.names = names
+	x.scan.nominated = nominated
 }
 
 // serve handles the request and returns the status sent.
@@ -214,8 +216,8 @@ func (x *exchange) begin(now time.Time) (hash uint64, hasKey bool, status int, o
 	hdr := &ctx.Request.Header
 	x.peer = hashkey.PeerAddr(ctx)
 	x.trusted = hashkey.Trusted(x.peer, h.cfg.TrustedProxies)
-	x.scan = scanRequest(hdr.RawHeaders(), x.trusted, x.scan.nominated.names)
 	scan := &x.scan
+	scan.scan(hdr.RawHeaders(), x.trusted)
 
 	// Request smuggling shapes fasthttp lets through: it refuses duplicate Content-Length
 	// headers, transfer codings other than chunked and identity, and bad header bytes itself,

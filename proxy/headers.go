@@ -40,12 +40,13 @@ type reqScan struct {
 	nominated nameSet
 }
 
-// scanRequest reads the raw request header once (lines as received, before fasthttp's own
+// scan reads the raw request header once (lines as received, before fasthttp's own
 // bookkeeping) and notes the forwarding headers present, the names the Connection header
-// nominates, and what framing and upgrade checks need. trusted says whether the peer's
-// forwarding headers are kept. The nominated names are appended to scratch.
-func scanRequest(raw []byte, trusted bool, scratch []byte) reqScan {
-	s := reqScan{nominated: nameSet{names: scratch[:0]}}
+// nominates, and what framing and upgrade checks need, replacing what s held (its buffers are
+// reused). trusted says whether the peer's forwarding headers are kept.
+func (s *reqScan) scan(raw []byte, trusted bool) {
+	*s = reqScan{nominated: s.nominated}
+	s.nominated.reset()
 	for len(raw) > 0 {
 		var line []byte
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -98,10 +99,9 @@ func scanRequest(raw []byte, trusted bool, scratch []byte) reqScan {
 		s.realIP = s.realIP && !s.nominated.has([]byte(hdrXRealIP))
 		s.requestID = s.requestID && !s.nominated.has([]byte(hdrXRequestID))
 	}
-	return s
 }
 
-// scanX notes the X- headers of scanRequest that are present.
+// scanX notes the X- headers of scan that are present.
 func (s *reqScan) scanX(key []byte) {
 	switch {
 	case equalFold(key, "x-request-id"):

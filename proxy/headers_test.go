@@ -235,7 +235,8 @@ func TestPathRewriteAndHost(t *testing.T) {
 
 func TestScanRequestConnectionTokens(t *testing.T) {
 	raw := []byte("Host: a\r\nconnection: Upgrade, close, X-A\r\nupgrade: websocket\r\nX-A: 1\r\n\r\n")
-	s := scanRequest(raw, false, nil)
+	var s reqScan
+	s.scan(raw, false)
 	if !s.connUpgrade || !s.upgradeHdr {
 		t.Fatalf("upgrade not seen: %+v", s)
 	}

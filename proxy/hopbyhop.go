@@ -22,16 +22,17 @@ import (
 const maxConnectionOptions = 32
 
 // nameSet is a small set of header names, compared ignoring ASCII case: a hash table with
-// open addressing over names, which holds them NUL-terminated. The zero value is empty.
+// open addressing over names, which holds them NUL-terminated. The zero value is empty; its
+// table is allocated at the first add unless one is given, and reused after reset.
 type nameSet struct {
 	names []byte
 	n     int
-	slots [nameSlots]nameSlot
+	slots *[nameSlots]nameSlot
 }
 
-// nameSlots is the size of nameSet's table: a power of two, at least twice the largest set
-// (maxConnectionOptions names, and hopByHop's eight for a response).
-const nameSlots = 128
+// nameSlots is the size of nameSet's table: a power of two, at least 1.5 times the largest
+// set (maxConnectionOptions names, and hopByHop's eight for a response).
+const nameSlots = 64
 
 // nameSlot locates one name of the set in names; size 0 marks an empty slot.
 type nameSlot struct {
@@ -46,6 +47,14 @@ func nameHash(name []byte) uint32 {
 		h = (h ^ uint32(lower(c))) * 16777619
 	}
 	return h
+}
+
+// reset empties s, keeping its buffers.
+func (s *nameSet) reset() {
+	if s.n > 0 {
+		clear(s.slots[:])
+	}
+	s.names, s.n = s.names[:0], 0
 }
 
 // find returns the slot of name, or the empty slot where it would go.
@@ -67,14 +76,17 @@ func (s *nameSet) has(name []byte) bool {
 }
 
 // add adds name, a non-empty token, unless it is there already. It reports false, adding
-// nothing, when the set already holds max names (at most nameSlots/2).
+// nothing, when the set already holds max names (at most maxConnectionOptions+8).
 func (s *nameSet) add(name []byte, max int) bool {
+	if s.slots == nil {
+		s.slots = new([nameSlots]nameSlot)
+	}
 	h := nameHash(name)
 	sl := s.find(name, h)
 	if sl.size != 0 {
 		return true
 	}
-	if s.n >= max || s.n >= nameSlots/2 {
+	if s.n >= max || s.n >= maxConnectionOptions+8 {
 		return false
 	}
 	*sl = nameSlot{hash: h, off: uint32(len(s.names)), size: uint32(len(name))}
@@ -202,16 +214,18 @@ var clientAddressHeaders = [...]string{
 // and returns what is left. head is a request head as fasthttp writes it: lines ending in
 // CRLF, without the blank line that ends the head.
 func (s *reqScan) dropLines(head []byte, trusted, upgrade bool) []byte {
-	r := bytes.Index(head, crlf)
+	// Lines end in CRLF, and no value holds an LF (the parser refused those): a line ends at
+	// its LF.
+	r := bytes.IndexByte(head, '\n')
 	if r < 0 {
 		return head
 	}
-	r += 2
+	r++
 	w := r
 	for r < len(head) {
 		end := len(head)
-		if i := bytes.Index(head[r:], crlf); i >= 0 {
-			end = r + i + 2
+		if i := bytes.IndexByte(head[r:], '\n'); i >= 0 {
+			end = r + i + 1
 		}
 		line := head[r:end]
 		if colon := bytes.IndexByte(line, ':'); colon <= 0 ||
@@ -223,14 +237,13 @@ func (s *reqScan) dropLines(head []byte, trusted, upgrade bool) []byte {
 	return head[:w]
 }
 
-var crlf = []byte("\r\n")
-
 // cleanResponse removes the hop-by-hop headers of an upstream response: those of hopByHop
 // (Connection and Upgrade kept when the response switches protocols) and up to
 // maxConnectionOptions that its Connection header names. Transfer-Encoding and Content-Length
-// are the codec's: they are rewritten for the client. scratch is reused for the names found.
-func cleanResponse(hdr *fasthttp.ResponseHeader, switching bool, scratch []byte) []byte {
-	drop := nameSet{names: scratch[:0]}
+// are the codec's: they are rewritten for the client. drop is emptied, then holds the names
+// dropped (reused from response to response: a response costs no allocation).
+func cleanResponse(hdr *fasthttp.ResponseHeader, switching bool, drop *nameSet) {
+	drop.reset()
 	const max = maxConnectionOptions + 8 // the nominated names, and hopByHop's eight
 	for k, v := range hdr.All() {
 		if equalFold(k, "connection") {
@@ -250,7 +263,6 @@ func cleanResponse(hdr *fasthttp.ResponseHeader, switching bool, scratch []byte)
 	}
 	// "Connection: close" lives in a flag, not in the list: it was about our connection.
 	hdr.ResetConnectionClose()
-	return drop.names
 }
 
 // sameName is equalFold reading '_' in b as '-'.

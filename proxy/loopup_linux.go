@@ -534,7 +534,7 @@ func (u *loopUp) head() {
 		}
 		x := lx.x
 		x.keep = !resp.Header.ConnectionClose() && st != fasthttp.StatusRequestTimeout
-		x.scratch = cleanResponse(&resp.Header, false, x.scratch)
+		cleanResponse(&resp.Header, false, &x.dropped)
 		cl := resp.Header.ContentLength()
 		if cl >= 0 && cl <= smallBody && !x.ctx.IsHead() && st != fasthttp.StatusNoContent && st != fasthttp.StatusNotModified {
 			// A small body is read whole within the attempt, as the goroutine path does: a
