@@ -244,16 +244,14 @@ func (s *reqScan) dropLines(head []byte, trusted, upgrade bool) []byte {
 // dropped (reused from response to response: a response costs no allocation).
 func cleanResponse(hdr *fasthttp.ResponseHeader, switching bool, drop *nameSet) {
 	drop.reset()
-	const max = maxConnectionOptions + 8 // the nominated names, and hopByHop's eight
-	for k, v := range hdr.All() {
+	for k, v := range hdr.All() { // the nominated names first, so that the cap counts them alone
 		if equalFold(k, "connection") {
 			drop.addOptions(v) // names past the cap stay: the endpoint's own headers, misnamed
-			if switching {
-				continue
-			}
 		}
-		if hopByHop(k, switching) {
-			drop.add(k, max)
+	}
+	for k := range hdr.All() {
+		if hopByHop(k, switching) && !(switching && equalFold(k, "connection")) {
+			drop.add(k, maxConnectionOptions+8) // and hopByHop's eight
 		}
 	}
 	for names := drop.names; len(names) > 0; {

@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"bufio"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // A hop-by-hop header deleted before the trusted X-Forwarded-For chain was read moved the last
@@ -186,4 +189,38 @@ func echoThrough(t *testing.T, cfg Config, raw string) echoed {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
 	return decodeEcho(t, body)
+}
+
+// A response's Connection header names at most maxConnectionOptions headers that are removed;
+// those past the cap reach the client. Proxy-Status (RFC 9209) is end-to-end and stays.
+func TestCleanResponseCapsNominatedNames(t *testing.T) {
+	var raw strings.Builder
+	// The hop-by-hop lines before the Connection line do not count against its cap.
+	raw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\n")
+	raw.WriteString("Connection: keep-alive")
+	for i := range maxConnectionOptions + 8 {
+		fmt.Fprintf(&raw, ", o%d", i)
+	}
+	raw.WriteString("\r\nProxy-Status: ringside; error=none\r\n")
+	for i := range maxConnectionOptions + 8 {
+		fmt.Fprintf(&raw, "O%d: x\r\n", i)
+	}
+	raw.WriteString("\r\n")
+	var hdr fasthttp.ResponseHeader
+	if err := hdr.Read(bufio.NewReader(strings.NewReader(raw.String()))); err != nil {
+		t.Fatal(err)
+	}
+	var drop nameSet
+	cleanResponse(&hdr, false, &drop)
+	for i := range maxConnectionOptions + 8 {
+		name := fmt.Sprintf("O%d", i)
+		if got, want := hdr.Peek(name) != nil, i >= maxConnectionOptions; got != want {
+			t.Errorf("%s present: %v, want %v", name, got, want)
+		}
+	}
+	for name, want := range map[string]bool{"Proxy-Status": true, "Proxy-Authenticate": false, "Keep-Alive": false, "Connection": false} {
+		if got := hdr.Peek(name) != nil; got != want {
+			t.Errorf("%s present: %v, want %v", name, got, want)
+		}
+	}
 }
