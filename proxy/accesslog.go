@@ -64,10 +64,11 @@ func (a *accessLog) write(e *entry, status int, d time.Duration, x *exchange) {
 	a.log.Info("request", fields[:]...)
 }
 
-// requestID is the request's X-Request-Id: the client's, or the one the proxy added.
+// requestID is the request's X-Request-Id as the endpoint saw it: the one the proxy added,
+// or else the client's.
 func (x *exchange) requestID() []byte {
-	if id := x.ctx.Request.Header.Peek(hdrXRequestID); len(id) > 0 {
+	if id := addedValue(x.extra, hdrXRequestID); len(id) > 0 {
 		return id
 	}
-	return addedValue(x.extra, hdrXRequestID)
+	return x.ctx.Request.Header.Peek(hdrXRequestID)
 }

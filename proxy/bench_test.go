@@ -191,9 +191,8 @@ func BenchmarkRewriteRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		req.CopyTo(&ctx.Request)
-		scan := scanRequest(ctx.Request.Header.RawHeaders(), false, x.drop)
-		x.drop = scan.drop
-		x.extra = s.h.prepareRequest(&ctx, &scan, peer, peer, false, false, x.extra)
+		x.scan.scan(ctx.Request.Header.RawHeaders(), false)
+		x.extra = s.h.prepareRequest(&ctx, &x.scan, peer, peer, false, false, x.extra)
 		if err := x.writeRequest(bw, nil); err != nil {
 			b.Fatal(err)
 		}

@@ -115,10 +115,7 @@ func (x *exchange) writeRequest(bw *bufio.Writer, c net.Conn) error {
 		hdr.SetProtocol("HTTP/1.1")
 		defer hdr.SetProtocol(proto)
 	}
-	// The client's header with the proxy's lines before its final CRLF.
-	head := hdr.AppendBytes(x.head[:0])
-	head = append(head[:len(head)-2], x.extra...)
-	x.head = append(head, "\r\n"...)
+	x.head = x.appendHead(x.head[:0])
 	if _, err := bw.Write(x.head); err != nil {
 		return err
 	}

@@ -19,14 +19,16 @@ type Config struct {
 	Keys []string
 	// TrustedProxies are the peers whose X-Forwarded-For, X-Forwarded-Proto,
 	// X-Forwarded-Host, X-Real-IP and Forwarded headers are believed and kept. From any other
-	// peer they are replaced. Empty: no peer is trusted.
+	// peer they are replaced, and their lookalikes removed (requestDrops). Empty: no peer is
+	// trusted.
 	TrustedProxies []netip.Prefix
 	// StripPrefix is removed from the start of the path, at a segment boundary, before the
 	// request goes upstream: "/api" turns "/api/users?x" into "/users?x" and "/api" into "/",
 	// and leaves "/apix" alone. Empty: nothing is stripped.
 	StripPrefix string
 	// AddPrefix is put in front of the path after StripPrefix: "/v2" turns "/users" into
-	// "/v2/users". Empty: nothing is added.
+	// "/v2/users". A path whose ".." segments would climb above it is refused (400). Empty:
+	// nothing is added.
 	AddPrefix string
 	// Host, when set, replaces the Host header sent upstream. Empty: the client's Host goes
 	// through (and is always sent as X-Forwarded-Host).

@@ -178,7 +178,7 @@ func (x *exchange) roundTrip(start, deadline time.Time) result {
 	if switching && !x.upgrade {
 		return failAfterHead(errors.New("101 response to a request that asked for no upgrade"))
 	}
-	x.scratch = cleanResponse(&resp.Header, switching, x.scratch)
+	cleanResponse(&resp.Header, switching, &x.dropped)
 	if switching {
 		return result{status: status}
 	}

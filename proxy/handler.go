@@ -126,12 +126,12 @@ type exchange struct {
 	deadline   time.Time // Config.RequestTimeout's end; zero for none
 
 	// Buffers reused from request to request.
-	drop    []byte // names of the request headers to drop (reqScan.drop)
-	target  []byte // the rewritten request target
-	scratch []byte // header names being collected
-	extra   []byte // the header lines the proxy adds (prepareRequest)
-	head    []byte // the request header as sent upstream (writeRequest)
-	log     *entry // non-nil when this request is sampled for the access log
+	scan    reqScan // what the scan of the request header found (its names reused)
+	target  []byte  // the rewritten request target
+	dropped nameSet // the response header names cleanResponse drops
+	extra   []byte  // the header lines the proxy adds (prepareRequest)
+	head    []byte  // the request header as sent upstream (writeRequest)
+	log     *entry  // non-nil when this request is sampled for the access log
 }
 
 // ServeFastHTTP forwards one request. It implements the fasthttp.RequestHandler signature.
@@ -192,8 +192,12 @@ func (h *Handler) logAttemptFailed(be *backend, attempt int, r result) {
 
 func (x *exchange) reset() {
 	x.up.release(false) // a safety net: every path has released or handed over the connection
-	*x = exchange{h: x.h, body: x.body[:0], drop: x.drop[:0], target: x.target[:0], scratch: x.scratch[:0],
+	nominated, dropped := x.scan.nominated, x.dropped
+	nominated.reset()
+	dropped.reset()
+	*x = exchange{h: x.h, body: x.body[:0], target: x.target[:0], dropped: dropped,
 		extra: x.extra[:0], head: x.head[:0], log: x.log}
+	x.scan.nominated = nominated
 }
 
 // serve handles the request and returns the status sent.
@@ -216,17 +220,25 @@ func (x *exchange) begin(now time.Time) (hash uint64, hasKey bool, status int, o
 	}
 	x.peer = hashkey.PeerAddr(ctx)
 	x.trusted = hashkey.Trusted(x.peer, h.cfg.TrustedProxies)
-	scan := scanRequest(hdr.RawHeaders(), x.trusted, x.drop)
-	x.drop = scan.drop
+	scan := &x.scan
+	scan.scan(hdr.RawHeaders(), x.trusted)
 
 	// Request smuggling shapes fasthttp lets through: it refuses duplicate Content-Length
-	// headers, transfer codings other than chunked and bad header bytes itself, but quietly
-	// prefers Transfer-Encoding when Content-Length is there too, and accepts obs-fold.
-	if hdr.ContentLength() == -1 && scan.contentLength {
+	// headers, transfer codings other than chunked and identity, and bad header bytes itself,
+	// but quietly prefers Transfer-Encoding when Content-Length is there too, ignores
+	// "identity" (RFC 9112 section 6.1: a request whose final coding is not chunked is a 400),
+	// and accepts obs-fold.
+	if scan.transferEncoding && scan.contentLength {
 		return 0, false, x.reject(fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding"), false
+	}
+	if scan.transferEncoding && hdr.ContentLength() != -1 {
+		return 0, false, x.reject(fasthttp.StatusBadRequest, "Transfer-Encoding other than chunked"), false
 	}
 	if scan.obsFold {
 		return 0, false, x.reject(fasthttp.StatusBadRequest, "obsolete line folding in header"), false
+	}
+	if scan.tooManyOptions {
+		return 0, false, x.reject(fasthttp.StatusBadRequest, "Connection header names too many headers"), false
 	}
 	if len(hdr.Host()) == 0 && hdr.IsHTTP11() {
 		return 0, false, x.reject(fasthttp.StatusBadRequest, "missing Host header"), false
@@ -248,7 +260,7 @@ func (x *exchange) begin(now time.Time) (hash uint64, hasKey bool, status int, o
 	if x.target, ok = h.rewriteURI(hdr, x.target); !ok {
 		return 0, false, x.reject(fasthttp.StatusBadRequest, "bad request target"), false
 	}
-	x.extra = h.prepareRequest(ctx, &scan, x.peer, x.client, x.trusted, x.upgrade, x.extra)
+	x.extra = h.prepareRequest(ctx, scan, x.peer, x.client, x.trusted, x.upgrade, x.extra)
 	if t := h.cfg.RequestTimeout; t > 0 {
 		x.deadline = now.Add(t) // before the body is read: reading it counts too
 	}

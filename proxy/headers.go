@@ -20,27 +20,33 @@ const (
 	hdrXRealIP         = "X-Real-Ip"
 	hdrXRequestID      = "X-Request-Id"
 	hdrConnection      = "Connection"
-	hdrUpgrade         = "Upgrade"
 )
 
 // reqScan is what one pass over the raw request header found.
 type reqScan struct {
 	xff, xfp, xfh, realIP, requestID bool // present
 	contentLength                    bool // a Content-Length line, whatever fasthttp kept
+	transferEncoding                 bool // a Transfer-Encoding line, whatever fasthttp kept
 	idempotencyKey                   bool // Idempotency-Key or X-Idempotency-Key
 	upgradeHdr                       bool // an Upgrade line
+	trailer                          bool // a Trailer line
 	obsFold                          bool // a line continued with leading white space
 	connUpgrade                      bool // "upgrade" among the Connection tokens
-	// drop lists, NUL-terminated, the header names to delete before forwarding.
-	drop []byte
+	tooManyOptions                   bool // Connection names more than maxConnectionOptions headers
+	// strip says that a line may have to be dropped on the way upstream: one that
+	// requestDrops names, or one the Connection header nominates.
+	strip bool
+	// nominated holds the header names the Connection header nominates.
+	nominated nameSet
 }
 
-// scanRequest reads the raw request header once (lines as received, before fasthttp's own
-// bookkeeping) and notes the hop-by-hop headers to drop, the forwarding headers present, and
-// what framing and upgrade checks need. trusted says whether the peer's forwarding headers
-// are kept. drop is appended to scratch.
-func scanRequest(raw []byte, trusted bool, scratch []byte) reqScan {
-	s := reqScan{drop: scratch[:0]}
+// scan reads the raw request header once (lines as received, before fasthttp's own
+// bookkeeping) and notes the forwarding headers present, the names the Connection header
+// nominates, and what framing and upgrade checks need, replacing what s held (its buffers are
+// reused). trusted says whether the peer's forwarding headers are kept.
+func (s *reqScan) scan(raw []byte, trusted bool) {
+	*s = reqScan{nominated: s.nominated}
+	s.nominated.reset()
 	for len(raw) > 0 {
 		var line []byte
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -62,104 +68,55 @@ func scanRequest(raw []byte, trusted bool, scratch []byte) reqScan {
 			if equalFold(key, "content-length") {
 				s.contentLength = true
 			} else if equalFold(key, "connection") {
-				s.dropConnectionTokens(bytes.TrimSpace(line[colon+1:]))
-			}
-		case 'e':
-			if equalFold(key, "expect") { // answered by the server before the handler ran
-				s.dropName(key)
-			}
-		case 'f':
-			if !trusted && equalFold(key, "forwarded") {
-				s.dropName(key)
+				up, full := s.nominated.addOptions(line[colon+1:])
+				s.connUpgrade = s.connUpgrade || up
+				s.tooManyOptions = s.tooManyOptions || full
 			}
 		case 'i':
 			if equalFold(key, "idempotency-key") {
 				s.idempotencyKey = true
 			}
-		case 'k':
-			if equalFold(key, "keep-alive") {
-				s.dropName(key)
-			}
-		case 'p':
-			if len(key) > 6 && equalFold(key[:6], "proxy-") {
-				s.dropName(key)
-			}
 		case 't':
-			if equalFold(key, "te") || equalFold(key, "trailer") {
-				s.dropName(key)
+			if equalFold(key, "transfer-encoding") {
+				s.transferEncoding = true
+			} else if equalFold(key, "trailer") {
+				s.trailer = true
 			}
 		case 'u':
 			if equalFold(key, "upgrade") {
 				s.upgradeHdr = true
 			}
 		case 'x':
-			s.scanX(key, trusted)
+			s.scanX(key)
 		}
+		s.strip = s.strip || requestDrops(key, trusted, false)
 	}
-	return s
+	if s.nominated.n > 0 {
+		s.strip = true
+		// A nominated line is dropped on the way: as good as absent, so the proxy adds its own.
+		s.xfp = s.xfp && !s.nominated.has([]byte(hdrXForwardedProto))
+		s.xfh = s.xfh && !s.nominated.has([]byte(hdrXForwardedHost))
+		s.realIP = s.realIP && !s.nominated.has([]byte(hdrXRealIP))
+		s.requestID = s.requestID && !s.nominated.has([]byte(hdrXRequestID))
+	}
 }
 
-// scanX handles the X- headers of scanRequest.
-func (s *reqScan) scanX(key []byte, trusted bool) {
+// scanX notes the X- headers of scan that are present.
+func (s *reqScan) scanX(key []byte) {
 	switch {
 	case equalFold(key, "x-request-id"):
 		s.requestID = true
-		return
 	case equalFold(key, "x-idempotency-key"):
 		s.idempotencyKey = true
-		return
 	case equalFold(key, "x-real-ip"):
 		s.realIP = true
-	case len(key) > len("x-forwarded-") && equalFold(key[:len("x-forwarded-")], "x-forwarded-"):
-		switch rest := key[len("x-forwarded-"):]; {
-		case equalFold(rest, "for"):
-			s.xff = true
-		case equalFold(rest, "proto"):
-			s.xfp = true
-		case equalFold(rest, "host"):
-			s.xfh = true
-		}
-	default:
-		return
+	case equalFold(key, "x-forwarded-for"):
+		s.xff = true
+	case equalFold(key, "x-forwarded-proto"):
+		s.xfp = true
+	case equalFold(key, "x-forwarded-host"):
+		s.xfh = true
 	}
-	if !trusted {
-		s.dropName(key)
-	}
-}
-
-// dropConnectionTokens drops the headers a Connection header names, and Connection itself.
-func (s *reqScan) dropConnectionTokens(v []byte) {
-	s.dropName([]byte(hdrConnection))
-	for len(v) > 0 {
-		var tok []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			tok, v = v[:i], v[i+1:]
-		} else {
-			tok, v = v, nil
-		}
-		tok = bytes.TrimSpace(tok)
-		switch {
-		case !isToken(tok), equalFold(tok, "close"), equalFold(tok, "keep-alive"):
-		case equalFold(tok, "upgrade"):
-			s.connUpgrade = true
-		case framingHeader(tok):
-			// "Connection: Content-Length" must not strip the body's framing: deleting it
-			// would forward the request without its body and leave that body on the client's
-			// connection, read as the next request (a CL.0 desync).
-		default:
-			s.dropName(tok)
-		}
-	}
-}
-
-// dropName adds name to the drop list. A name that is no token cannot have come through
-// fasthttp's parser; it is skipped rather than let a NUL into the list.
-func (s *reqScan) dropName(name []byte) {
-	if !isToken(name) {
-		return
-	}
-	s.drop = append(s.drop, name...)
-	s.drop = append(s.drop, 0)
 }
 
 // isUpgrade reports whether the request asks for a protocol upgrade (WebSocket and the
@@ -168,49 +125,45 @@ func (s *reqScan) isUpgrade(h *fasthttp.RequestHeader) bool {
 	return s.connUpgrade && s.upgradeHdr && h.IsHTTP11()
 }
 
-// prepareRequest rewrites the client's header into the one sent upstream: hop-by-hop headers
-// gone (the Upgrade pair kept for upgrades), forwarding headers set, a request ID added when
-// absent, and the framing left to the codec.
+// prepareRequest rewrites the client's header into the one sent upstream: forwarding headers
+// set, a request ID added when absent, and the framing left to the codec. The hop-by-hop
+// headers are dropped later, as the head is written (appendHead).
 //
 // The headers the proxy adds are not put in the fasthttp header: they are appended, as
-// header lines, to extra, which writeRequest sends after the client's. Adding them to the
+// header lines, to extra, which appendHead writes after the client's. Adding them to the
 // header list would cost a key normalisation and an entry copy each, on every request.
 // extra is reused; the returned slice holds the lines.
 func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, s *reqScan, peer, client netip.Addr, trusted, upgrade bool, extra []byte) []byte {
 	hdr := &ctx.Request.Header
-	for names := s.drop; len(names) > 0; {
-		i := bytes.IndexByte(names, 0)
-		if upgrade && equalFold(names[:i], "upgrade") {
-			names = names[i+1:]
-			continue
-		}
-		hdr.DelBytes(names[:i])
-		names = names[i+1:]
-	}
-	if !upgrade {
-		hdr.Del(hdrUpgrade)
-	} else {
-		hdr.Set(hdrConnection, "Upgrade")
+	if s.trailer {
+		// fasthttp keeps the names Trailer lists apart and leaves the lines they name out of
+		// the head it writes; the Trailer line itself is hop-by-hop. Not in its header list:
+		// this deletion moves no line.
+		hdr.Del("Trailer")
 	}
 	// The client's connection management is not the upstream's: the pool keeps its
 	// connections alive, and the server has already noted whether to close the client's.
 	hdr.ResetConnectionClose()
 	hdr.SetNoDefaultContentType(true)
 
-	// The lines added from here on are absent from hdr: the client's were dropped above (or
-	// below, for a trusted X-Forwarded-For), or kept and then not added. Their values hold
-	// no CR or LF: addresses, a generated ID, and the Host the codec parsed as one line.
+	// The lines added from here on are dropped from the client's header as it is written
+	// (requestDrops), or kept and then not added. Their values hold no CR or LF: addresses, a
+	// generated ID, and the Host the codec parsed as one line.
 	extra = extra[:0]
+	if upgrade {
+		extra = append(extra, hdrConnection+": Upgrade\r\n"...)
+	}
 	if peer.IsValid() {
 		extra = append(extra, hdrXForwardedFor+": "...)
 		if trusted && s.xff {
+			// The chain as it arrived, its lines in their order: the client's address is
+			// read from its right end.
 			for _, line := range hdr.PeekAll(hdrXForwardedFor) {
 				if line = bytes.TrimSpace(line); len(line) > 0 {
 					extra = append(extra, line...)
 					extra = append(extra, ", "...)
 				}
 			}
-			hdr.Del(hdrXForwardedFor)
 		}
 		extra = peer.AppendTo(extra)
 		extra = append(extra, "\r\n"...)
@@ -272,57 +225,18 @@ func addedValue(extra []byte, name string) []byte {
 	return nil
 }
 
-// cleanResponse removes the hop-by-hop headers of an upstream response: Connection and the
-// headers it names, Keep-Alive, Proxy-*, TE, Trailer, and Upgrade unless the response
-// switches protocols. Transfer-Encoding and Content-Length are the codec's: they are rewritten
-// for the client. scratch is reused for the names found.
-func cleanResponse(hdr *fasthttp.ResponseHeader, switching bool, scratch []byte) []byte {
-	drop := scratch[:0]
-	add := func(name []byte) {
-		drop = append(drop, name...)
-		drop = append(drop, 0)
+// appendHead appends the head sent upstream to dst: the client's request line and header as
+// rewritten, without the lines that stop at the proxy (dropped in one pass, the others in
+// their order), then the proxy's own lines and the blank line. Both engines send this.
+func (x *exchange) appendHead(dst []byte) []byte {
+	start := len(dst)
+	dst = x.ctx.Request.Header.AppendBytes(dst)
+	dst = dst[:len(dst)-2] // the blank line
+	if x.scan.strip {
+		dst = dst[:start+len(x.scan.dropLines(dst[start:], x.trusted, x.upgrade))]
 	}
-	for k, v := range hdr.All() {
-		switch k[0] | 0x20 {
-		case 'c':
-			if equalFold(k, "connection") {
-				if !switching {
-					add(k)
-				}
-				for tok := range bytes.SplitSeq(v, []byte(",")) {
-					tok = bytes.TrimSpace(tok)
-					if len(tok) > 0 && !equalFold(tok, "close") && !equalFold(tok, "keep-alive") &&
-						!(switching && equalFold(tok, "upgrade")) && !framingHeader(tok) {
-						add(tok) // never the framing: the body would stay unread on a pooled connection
-					}
-				}
-			}
-		case 'k':
-			if equalFold(k, "keep-alive") {
-				add(k)
-			}
-		case 'p':
-			if len(k) > 6 && equalFold(k[:6], "proxy-") {
-				add(k)
-			}
-		case 't':
-			if equalFold(k, "te") || equalFold(k, "trailer") {
-				add(k)
-			}
-		case 'u':
-			if !switching && equalFold(k, "upgrade") {
-				add(k)
-			}
-		}
-	}
-	for names := drop; len(names) > 0; {
-		i := bytes.IndexByte(names, 0)
-		hdr.DelBytes(names[:i])
-		names = names[i+1:]
-	}
-	// "Connection: close" lives in a flag, not in the list: it was about our connection.
-	hdr.ResetConnectionClose()
-	return drop
+	dst = append(dst, x.extra...)
+	return append(dst, "\r\n"...)
 }
 
 // framingHeader reports whether name is a header that frames the message (Content-Length,
@@ -353,7 +267,7 @@ func equalFold(b []byte, s string) bool {
 		return false
 	}
 	for i := 0; i < len(b); i++ {
-		if b[i]|0x20 != s[i] && b[i] != s[i] {
+		if lower(b[i]) != s[i] {
 			return false
 		}
 	}

@@ -132,10 +132,7 @@ func (lx *loopExchange) send() {
 	}
 	lx.up, u.lx = u, lx
 	if len(x.head) == 0 {
-		// The client's header with the proxy's lines before its final CRLF (writeRequest).
-		head := x.ctx.Request.Header.AppendBytes(x.head[:0])
-		head = append(head[:len(head)-2], x.extra...)
-		x.head = append(head, "\r\n"...)
+		x.head = x.appendHead(x.head[:0])
 	}
 	u.out, u.off = x.head, 0
 	if u.state == upConnecting {
@@ -554,7 +551,7 @@ func (u *loopUp) head() {
 		}
 		x := lx.x
 		x.keep = !resp.Header.ConnectionClose() && st != fasthttp.StatusRequestTimeout
-		x.scratch = cleanResponse(&resp.Header, false, x.scratch)
+		cleanResponse(&resp.Header, false, &x.dropped)
 		cl := resp.Header.ContentLength()
 		switch classifyBody(x.ctx.IsHead(), st, cl) {
 		case respSmall:

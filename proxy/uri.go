@@ -14,7 +14,8 @@ import (
 //   - Config.StripPrefix is removed at a segment boundary, then Config.AddPrefix is added.
 //
 // The asterisk form ("OPTIONS *") is left alone. It reports false for a target that is none
-// of these forms. scratch is reused for the new target and returned.
+// of these forms, and for a path that AddPrefix would not confine: one whose ".." segments
+// climb above its start (see climbs). scratch is reused for the new target and returned.
 func (h *Handler) rewriteURI(hdr *fasthttp.RequestHeader, scratch []byte) ([]byte, bool) {
 	uri := hdr.RequestURI()
 	if len(uri) == 0 {
@@ -48,6 +49,9 @@ func (h *Handler) rewriteURI(hdr *fasthttp.RequestHeader, scratch []byte) ([]byt
 	if len(rest) == len(uri) && add == "" {
 		return scratch, true
 	}
+	if add != "" && climbs(rest) {
+		return scratch, false
+	}
 	scratch = append(scratch[:0], add...)
 	switch {
 	case len(rest) == 0 || rest[0] == '?':
@@ -60,6 +64,19 @@ func (h *Handler) rewriteURI(hdr *fasthttp.RequestHeader, scratch []byte) ([]byt
 	scratch = append(scratch, rest...)
 	hdr.SetRequestURIBytes(scratch)
 	return scratch, true
+}
+
+// RequestAuthority returns the authority a request is for, which is the one it is forwarded
+// with (rewriteURI): the request target's when the target is in absolute form and valid (RFC
+// 9112 section 3.2.2: the Host header is then ignored), the Host header otherwise. Whatever
+// routes a request by host must route by this.
+func RequestAuthority(hdr *fasthttp.RequestHeader) []byte {
+	if uri := hdr.RequestURI(); len(uri) > 0 && uri[0] != '/' {
+		if authority, _, ok := splitAbsolute(uri); ok {
+			return authority
+		}
+	}
+	return hdr.Host()
 }
 
 // splitAbsolute splits an absolute-form target "scheme://authority/path?query" into the
@@ -82,3 +99,71 @@ func splitAbsolute(uri []byte) (authority, rest []byte, ok bool) {
 }
 
 var schemeSep = []byte("://")
+
+// climbs reports whether the path of target (up to its query) climbs above its start once its
+// dot segments are resolved, as "/../x" or "/a/../../x" do: appended to a prefix, it would
+// leave the prefix. It reads the path as the most lenient backend might: "%2e" is a dot, "%2f",
+// "\\" and "%5c" separate segments too, and a segment ends at ';' (a path parameter, as in
+// "/..;/x").
+func climbs(target []byte) bool {
+	depth := 0
+	for p := target; len(p) > 0; {
+		if p[0] == '?' {
+			break
+		}
+		if n := separator(p); n > 0 {
+			p = p[n:]
+			continue
+		}
+		// A segment: up to the next separator or the query.
+		end := 0
+		for end < len(p) && p[end] != '?' && separator(p[end:]) == 0 {
+			end++
+		}
+		seg := p[:end]
+		p = p[end:]
+		if i := bytes.IndexByte(seg, ';'); i >= 0 {
+			seg = seg[:i]
+		}
+		switch dots(seg) {
+		case 1: // "." stays
+		case 2:
+			if depth--; depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
+}
+
+// separator returns the length of the path separator p starts with ("/", "\\", "%2f", "%5c"),
+// or 0.
+func separator(p []byte) int {
+	switch {
+	case p[0] == '/' || p[0] == '\\':
+		return 1
+	case len(p) >= 3 && p[0] == '%' && (equalFold(p[1:3], "2f") || equalFold(p[1:3], "5c")):
+		return 3
+	}
+	return 0
+}
+
+// dots returns the number of dots seg is made of ("." or "%2e" each), or 0 when it holds
+// anything else.
+func dots(seg []byte) int {
+	n := 0
+	for len(seg) > 0 {
+		switch {
+		case seg[0] == '.':
+			seg = seg[1:]
+		case len(seg) >= 3 && seg[0] == '%' && equalFold(seg[1:3], "2e"):
+			seg = seg[3:]
+		default:
+			return 0
+		}
+		n++
+	}
+	return n
+}

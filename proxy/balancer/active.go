@@ -17,7 +17,8 @@ import (
 // Active health checks: Run starts one scheduler goroutine and a pool of
 // ActiveConfig.Concurrency probe goroutines. The scheduler keeps a due time per handle, hands
 // due handles to the pool (waiting when the whole pool is busy), and follows Update through
-// Upstream.changed; a probe is an HTTP GET of ActiveConfig.Path on a Transport of its own.
+// Upstream.changed; a probe is an HTTP GET of ActiveConfig.Path on a Transport of its own,
+// HTTPS when ActiveConfig.TLS is set.
 // Verdicts are stored in the handle, so they survive snapshot swaps.
 //
 // A handle's next probe is due Interval ± 10% after its last probe ended, not after it began:
@@ -38,6 +39,12 @@ func (u *Upstream) runActive(ctx context.Context) {
 		ResponseHeaderTimeout: ac.Timeout,
 		DisableCompression:    true,
 	}
+	scheme := "http://"
+	if ac.TLS != nil {
+		// HTTP/1.1, as the endpoints' traffic: a custom TLS configuration turns off the
+		// Transport's HTTP/2 unless asked for.
+		tr.TLSClientConfig, tr.TLSHandshakeTimeout, scheme = ac.TLS.Clone(), ac.Timeout, "https://"
+	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{
 		Transport:     tr,
@@ -52,7 +59,7 @@ func (u *Upstream) runActive(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for e := range jobs {
-				u.probe(ctx, client, e)
+				u.probe(ctx, client, scheme, e)
 				select {
 				case finished <- e:
 				case <-ctx.Done():
@@ -153,10 +160,10 @@ func jitter(d time.Duration) time.Duration {
 	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
 }
 
-// probe checks e once and records the verdict.
-func (u *Upstream) probe(ctx context.Context, client *http.Client, e *Endpoint) {
+// probe checks e once, over scheme ("http://" or "https://"), and records the verdict.
+func (u *Upstream) probe(ctx context.Context, client *http.Client, scheme string, e *Endpoint) {
 	ac := &u.cfg.Active
-	err := u.get(ctx, client, e)
+	err := u.get(ctx, client, scheme+e.Address+ac.Path)
 	if ctx.Err() != nil {
 		return // shutting down: no verdict
 	}
@@ -190,12 +197,12 @@ type errStatus int
 
 func (s errStatus) Error() string { return "status " + strconv.Itoa(int(s)) }
 
-// get sends one probe to e: nil if it answered with an expected status in time.
-func (u *Upstream) get(ctx context.Context, client *http.Client, e *Endpoint) error {
+// get sends one probe to url: nil if it answered with an expected status in time.
+func (u *Upstream) get(ctx context.Context, client *http.Client, url string) error {
 	ac := &u.cfg.Active
 	ctx, cancel := context.WithTimeout(ctx, ac.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+e.Address+ac.Path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("probe request: %w", err)
 	}

@@ -3,10 +3,11 @@ package balancer
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,9 +32,14 @@ type healthServer struct {
 }
 
 func newHealthServer(t *testing.T, delay time.Duration) *healthServer {
+	return startHealthServer(t, delay, false)
+}
+
+// startHealthServer starts a healthServer, serving HTTPS when tls is set.
+func startHealthServer(t *testing.T, delay time.Duration, tls bool) *healthServer {
 	s := &healthServer{delay: delay, hosts: map[string]bool{}, paths: map[string]bool{}}
 	s.status.Store(http.StatusOK)
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := s.active.Add(1)
 		defer s.active.Add(-1)
 		for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
@@ -56,11 +62,17 @@ func newHealthServer(t *testing.T, delay time.Duration) *healthServer {
 		}
 		w.WriteHeader(code)
 	}))
+	if tls {
+		s.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshakes a test fails on purpose
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
 	t.Cleanup(s.Close)
 	return s
 }
 
-func (s *healthServer) addr() string { return strings.TrimPrefix(s.URL, "http://") }
+func (s *healthServer) addr() string { return s.Listener.Addr().String() }
 
 // closedAddr returns a loopback address on which nothing listens.
 func closedAddr(t *testing.T) string {

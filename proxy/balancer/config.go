@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -124,6 +125,10 @@ type ActiveConfig struct {
 	Concurrency int
 	// Host is the Host header of the probes; "" means the endpoint's address.
 	Host string
+	// TLS, when set, makes the probes HTTPS with this configuration, as the endpoints' traffic
+	// is (the same CA pool, client certificate and ServerName; an empty ServerName is the
+	// endpoint's host). Nil probes in plain HTTP.
+	TLS *tls.Config
 }
 
 // ErrBadConfig is wrapped by every error Config.Validate returns.

@@ -92,7 +92,7 @@ func (e *Extractor) key(ctx *fasthttp.RequestCtx, scratch []byte) ([]byte, Sourc
 		case SourceHeader:
 			v = ctx.Request.Header.Peek(sp.Name)
 		case SourceCookie:
-			v = ctx.Request.Header.Cookie(sp.Name)
+			v = cookie(&ctx.Request.Header, sp.Name)
 		case SourceQuery:
 			v = ctx.QueryArgs().Peek(sp.Name)
 		case SourcePath:

@@ -169,7 +169,8 @@ func (l *listener) serve(ctx *fasthttp.RequestCtx) {
 }
 
 // route returns the upstream for a request: the listener's own, or on host_routing the one
-// its Host header names (port dropped, case folded), or nil.
+// its authority names (port dropped, case folded), or nil. The authority is the one the
+// request is forwarded with: an absolute-form target's, else the Host header.
 func (l *listener) route(ctx *fasthttp.RequestCtx) *upstream {
 	if u := l.target.Load(); u != nil {
 		return u
@@ -178,7 +179,7 @@ func (l *listener) route(ctx *fasthttp.RequestCtx) *upstream {
 	if m == nil {
 		return nil
 	}
-	host := ctx.Request.Header.Host()
+	host := proxy.RequestAuthority(&ctx.Request.Header)
 	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
 		host = host[:i]
 	}

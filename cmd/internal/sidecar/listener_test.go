@@ -106,20 +106,8 @@ func TestTLSListenerReloadsItsCertificate(t *testing.T) {
 }
 
 func TestHostRouting(t *testing.T) {
-	dir := t.TempDir()
 	a, b := startTestBackend(t, "cart"), startTestBackend(t, "search")
-	services := fmt.Sprintf("services:\n  cart: [{address: %q}]\n  search: [{address: %q}]\n", a.addr, b.addr)
-	if err := os.WriteFile(filepath.Join(dir, "s.yaml"), []byte(services), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	text := fmt.Sprintf(`admin: {listen: "127.0.0.1:0"}
-discovery: {kind: file, file: {path: %q, poll_interval: 20ms}}
-host_routing: {listen: "127.0.0.1:0"}
-upstreams:
-  - {name: cart, hosts: [cart.internal, Cart.Example]}
-  - {name: search, hosts: [search.internal]}
-`, filepath.Join(dir, "s.yaml"))
-	sc, stop := runSidecar(t, text)
+	sc, stop := runHostRouting(t, a.addr, b.addr)
 	defer stop()
 	client := &http.Client{Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()

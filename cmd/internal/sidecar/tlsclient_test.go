@@ -83,3 +83,68 @@ lifecycle: {drain_delay: 10ms}
 		})
 	}
 }
+
+// Active checks of an upstream with upstream_tls probed its endpoints in plain HTTP: all of
+// them failed, the panic threshold then sent traffic to all of them, and an endpoint whose
+// health check really failed kept its users. The probes use the upstream's TLS settings.
+func TestActiveChecksUseUpstreamTLS(t *testing.T) {
+	dir := t.TempDir()
+	var addrs []string
+	var cert *x509.Certificate
+	for _, name := range []string{"a", "b", "c"} {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/healthz" && name == "b" {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, name)
+		}))
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		addrs = append(addrs, strings.TrimPrefix(srv.URL, "https://"))
+		cert = srv.Certificate() // httptest servers share one certificate
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	services := fmt.Sprintf("services:\n  secure: [{id: a, address: %q}, {id: b, address: %q}, {id: c, address: %q}]\n", addrs[0], addrs[1], addrs[2])
+	if err := os.WriteFile(filepath.Join(dir, "s.yaml"), []byte(services), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf(`admin: {listen: "127.0.0.1:0"}
+discovery: {kind: file, file: {path: %q, poll_interval: 20ms}}
+upstreams:
+  - name: secure
+    listen: 127.0.0.1:0
+    hash_key: [header:X-User-ID]
+    retries: {attempts: 1}
+    upstream_tls: {ca_file: %q, server_name: example.com}
+    health_check: {path: /healthz, interval: 100ms, timeout: 100ms, unhealthy_threshold: 1, healthy_threshold: 1}
+lifecycle: {drain_delay: 10ms}
+`, filepath.Join(dir, "s.yaml"), caFile) + testEngineConfig()
+	sc, stop := runSidecar(t, text)
+	defer stop()
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	// Until b's first failed check, its users reach it; after it, none may.
+	var answers map[string]int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		answers = map[string]int{}
+		for u := range 60 {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+sc.UpstreamAddr("secure")+"/", nil)
+			req.Header.Set("X-User-ID", fmt.Sprint("user-", u))
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers[fmt.Sprintf("%d %s", resp.StatusCode, body)]++
+		}
+		if answers["200 b"] == 0 && answers["200 a"]+answers["200 c"] == 60 {
+			return
+		}
+	}
+	t.Fatalf("answers %v: want every user on a or c once b fails its checks", answers)
+}

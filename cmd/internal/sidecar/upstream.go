@@ -37,6 +37,7 @@ func (s *Sidecar) newUpstream(uc config.Upstream) (*upstream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", uc.Name, err)
 	}
+	bc.Active.TLS = tc.TLS // active checks speak to the endpoints as the traffic does
 	tr, err := proxy.NewTransport(uc.Name, tc, s.pmetrics)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", uc.Name, err)
