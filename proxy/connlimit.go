@@ -28,11 +28,17 @@ type connGate struct {
 	failures atomic.Uint64 // accepts failed for lack of resources
 	starved  atomic.Bool   // in an episode: the last accept failed for lack of resources
 
-	mu      sync.Mutex // guards the episode below
-	pause   time.Duration
-	since   time.Time
-	inEpoch uint64 // failures in this episode
+	mu       sync.Mutex // guards the episode below
+	pause    time.Duration
+	since    time.Time
+	lastFail time.Time
+	inEpoch  uint64 // failures in this episode
 }
+
+// acceptQuiet is how long accepts must go without a failure for lack of resources before an
+// episode ends (and is logged as over): under steady pressure, each descriptor freed lets one
+// accept through between failures, and that is still one episode, with its pause growing.
+const acceptQuiet = 2 * time.Second
 
 // The pauses after an accept that failed for lack of resources: short at first, since a
 // connection closing frees a descriptor at any moment, and never long, since a paused
@@ -79,6 +85,7 @@ func (g *connGate) failed(err error, now time.Time, listen string) time.Duration
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.inEpoch++
+	g.lastFail = now
 	if !g.starved.Load() {
 		g.starved.Store(true)
 		g.since, g.pause = now, acceptPauseMin
@@ -90,14 +97,15 @@ func (g *connGate) failed(err error, now time.Time, listen string) time.Duration
 	return g.pause
 }
 
-// accepted ends an episode of failures, if one was going on: cheap when none was.
+// accepted ends an episode of failures, if one was going on and none came for acceptQuiet:
+// cheap when none was.
 func (g *connGate) accepted(now time.Time, listen string) {
 	if !g.starved.Load() {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.starved.Load() {
+	if !g.starved.Load() || now.Sub(g.lastFail) < acceptQuiet {
 		return
 	}
 	g.starved.Store(false)

@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // Past ServerConfig.MaxConns both engines answer the same 503 and close; a connection that
@@ -111,5 +115,32 @@ func TestListenerOverTheCapUnderTLSClosesWithoutAnAnswer(t *testing.T) {
 	}
 	if st := l.Stats(); st.Open != 0 {
 		t.Errorf("%d still counted open after their Close", st.Open)
+	}
+}
+
+// TestAcceptEpisodeEndsOnlyAfterAQuietPeriod: under steady pressure at the descriptor limit,
+// an accept that gets through between failures does not end the episode: one warning for it,
+// the pause keeps growing, and the recovery is logged once the failures have stopped for
+// acceptQuiet.
+func TestAcceptEpisodeEndsOnlyAfterAQuietPeriod(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	g := newConnGate(10, zap.New(core))
+	now := time.Unix(1000, 0)
+	var pauses []time.Duration
+	for i := range 5 {
+		pauses = append(pauses, g.failed(syscall.EMFILE, now, "l"))
+		now = now.Add(10 * time.Millisecond)
+		g.accepted(now, "l") // one descriptor freed, one connection through
+		now = now.Add(time.Duration(i) * time.Millisecond)
+	}
+	if n := logs.Len(); n != 1 {
+		t.Fatalf("%d log lines during one episode, want the one warning: %v", n, logs.All())
+	}
+	if pauses[4] <= pauses[0] {
+		t.Fatalf("pauses %v: the backoff restarted within the episode", pauses)
+	}
+	g.accepted(now.Add(acceptQuiet), "l")
+	if n := logs.FilterMessage("accepting again after a lack of resources").Len(); n != 1 {
+		t.Fatalf("recovery logged %d times after a quiet period, want 1", n)
 	}
 }

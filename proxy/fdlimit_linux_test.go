@@ -123,3 +123,54 @@ func highestFD(t *testing.T) int {
 	}
 	return high
 }
+
+// TestHandoverAtFileDescriptorLimitAnswers: at the file-descriptor limit, a request the event
+// loop would hand to the goroutine engine (here a POST) cannot be handed over (the duplicate
+// descriptor fails); its client gets an answer (503), not a connection closed without a word.
+func TestHandoverAtFileDescriptorLimitAnswers(t *testing.T) {
+	b := startBackend(t, "a", okHandler("ok"))
+	for _, loop := range loopEngines() {
+		t.Run(engineName(loop), func(t *testing.T) {
+			rvChild(t, func(t *testing.T) {
+				s := newStack(t, stackOpts{loop: loop}, b)
+				open, br := rvDial(t, s.addr)
+				fmt.Fprint(open, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+				if resp, _, err := rvReadResponse(br, "GET"); err != nil || resp.StatusCode != 200 {
+					t.Fatalf("before the limit: %v %v", resp, err)
+				}
+				var saved syscall.Rlimit
+				if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
+					t.Fatal(err)
+				}
+				lim := saved
+				lim.Cur = uint64(highestFD(t)) + 8
+				if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+					t.Fatal(err)
+				}
+				defer func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved) }()
+				var filler []*os.File
+				for {
+					f, err := os.Open(os.DevNull)
+					if err != nil {
+						break
+					}
+					filler = append(filler, f)
+				}
+				defer func() {
+					for _, f := range filler {
+						f.Close()
+					}
+				}()
+				_ = open.SetReadDeadline(time.Now().Add(3 * time.Second))
+				fmt.Fprint(open, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+				resp, _, err := rvReadResponse(br, "POST")
+				if err != nil {
+					t.Fatalf("POST at the fd limit on an open connection: no answer: %v", err)
+				}
+				if resp.StatusCode != 200 && resp.StatusCode != 503 {
+					t.Fatalf("POST at the fd limit: %d, want the endpoint's 200 or the proxy's 503", resp.StatusCode)
+				}
+			})
+		})
+	}
+}

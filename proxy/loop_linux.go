@@ -425,9 +425,15 @@ func (l *loop) run() {
 		}
 		if !l.resumeAccept.IsZero() && !l.now.Before(l.resumeAccept) {
 			l.resumeAccept = time.Time{}
-			if accepting && l.watchListener() == nil {
-				l.accept()
-				l.runReady()
+			if accepting {
+				if err := l.watchListener(); err != nil {
+					// Out of kernel memory still, likely: try again after another pause, or
+					// the listener would never come back to this loop.
+					l.resumeAccept = l.now.Add(l.s.gate.failed(err, l.now, l.s.listen))
+				} else {
+					l.accept()
+					l.runReady()
+				}
 			}
 		}
 		for i := range n {
@@ -595,15 +601,20 @@ func (l *loop) handover(c *loopClient) {
 	l.remove(c.fd)
 	l.clients--
 	c.closed = true // to the loop, it is gone; s.gate counts it until the fallback closes it
-	f := os.NewFile(uintptr(c.fd), "client")
+	fd := c.fd
+	f := os.NewFile(uintptr(fd), "client")
 	c.fd = -1
 	nc, err := net.FileConn(f) // a duplicate, in the runtime's poller
-	f.Close()
 	if err != nil {
+		// At the file-descriptor limit the duplicate fails. Nothing of the request has gone
+		// anywhere: the client is told so, not left with a connection closed without a word.
+		_, _ = rawWrite(fd, tooManyConns)
+		f.Close()
 		l.s.gate.leave()
 		l.s.log.Debug("hand over connection", zap.Error(err))
 		return
 	}
+	f.Close()
 	l.s.handovers.Add(1)
 	pc := &prefixConn{Conn: &gatedConn{Conn: wrapConn(nc), gate: l.s.gate}, pre: append([]byte(nil), c.in[:c.n]...)}
 	if c.x == nil { // (a retry's handover leaves the exchange to unwind first)

@@ -110,8 +110,11 @@ func (t *tunnel) sendBuffered(client net.Conn) bool {
 		if t.idle > 0 {
 			_ = client.SetWriteDeadline(time.Now().Add(t.idle))
 		}
-		_, err := client.Write(b)
-		ok = err == nil
+		// A shut that came before the deadline was set would be undone by it (as in copy).
+		if ok = !t.done.Load(); ok {
+			_, err := client.Write(b)
+			ok = err == nil
+		}
 	}
 	t.up.bufs.putReader(br)
 	t.up.br = nil

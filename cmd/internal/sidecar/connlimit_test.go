@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -113,5 +114,34 @@ func TestTunnelLimitsFromTheFile(t *testing.T) {
 		if pc.MaxTunnels != tt.wantMax || pc.TunnelIdleTimeout != tt.wantIdle {
 			t.Errorf("%q: MaxTunnels %d, TunnelIdleTimeout %v; want %d, %v", tt.extra, pc.MaxTunnels, pc.TunnelIdleTimeout, tt.wantMax, tt.wantIdle)
 		}
+	}
+}
+
+// TestMetricsWithTwoListenersOnPortZero: listeners are labelled by the address they are bound
+// to, so two upstreams configured on 127.0.0.1:0 do not make /metrics fail with duplicate
+// series.
+func TestMetricsWithTwoListenersOnPortZero(t *testing.T) {
+	dir := t.TempDir()
+	a := startTestBackend(t, "cart")
+	services := fmt.Sprintf("services:\n  cart: [{address: %q}]\n", a.addr)
+	if err := os.WriteFile(filepath.Join(dir, "s.yaml"), []byte(services), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf(`admin: {listen: "127.0.0.1:0"}
+discovery: {kind: file, file: {path: %q, poll_interval: 20ms}}
+%supstreams:
+  - {name: one, service: cart, listen: "127.0.0.1:0"}
+  - {name: two, service: cart, listen: "127.0.0.1:0"}
+`, filepath.Join(dir, "s.yaml"), testEngineConfig())
+	sc, stop := runSidecar(t, text)
+	defer stop()
+	resp, err := http.Get("http://" + sc.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, body)
 	}
 }

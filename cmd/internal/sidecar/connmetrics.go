@@ -34,9 +34,9 @@ func (m connMetrics) Describe(ch chan<- *prometheus.Desc) {
 func (m connMetrics) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range m.s.allListeners() {
 		st := l.conns.Stats()
-		ch <- prometheus.MustNewConstMetric(connOpenDesc, prometheus.GaugeValue, float64(st.Open), l.addr)
-		ch <- prometheus.MustNewConstMetric(connMaxDesc, prometheus.GaugeValue, float64(st.Max), l.addr)
-		ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(st.Refused), l.addr)
-		ch <- prometheus.MustNewConstMetric(acceptFailuresDesc, prometheus.CounterValue, float64(st.AcceptFailures), l.addr)
+		ch <- prometheus.MustNewConstMetric(connOpenDesc, prometheus.GaugeValue, float64(st.Open), l.ln.Addr().String())
+		ch <- prometheus.MustNewConstMetric(connMaxDesc, prometheus.GaugeValue, float64(st.Max), l.ln.Addr().String())
+		ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(st.Refused), l.ln.Addr().String())
+		ch <- prometheus.MustNewConstMetric(acceptFailuresDesc, prometheus.CounterValue, float64(st.AcceptFailures), l.ln.Addr().String())
 	}
 }

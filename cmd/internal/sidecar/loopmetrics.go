@@ -30,8 +30,8 @@ func (m loopMetrics) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		st := l.loop.Stats()
-		ch <- prometheus.MustNewConstMetric(loopRequestsDesc, prometheus.CounterValue, float64(st.Requests), l.addr)
-		ch <- prometheus.MustNewConstMetric(loopHandoversDesc, prometheus.CounterValue, float64(st.Handovers), l.addr)
+		ch <- prometheus.MustNewConstMetric(loopRequestsDesc, prometheus.CounterValue, float64(st.Requests), l.ln.Addr().String())
+		ch <- prometheus.MustNewConstMetric(loopHandoversDesc, prometheus.CounterValue, float64(st.Handovers), l.ln.Addr().String())
 	}
 }
 
