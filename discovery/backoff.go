@@ -9,11 +9,18 @@ import (
 
 // Backoff paces retries after failures: capped exponential backoff with full jitter, so that
 // many sidecars that lost the registry at once do not come back in step. The zero value uses a
-// base of 100ms and a cap of 30s.
+// base of 100ms, a cap of 30s, and a cap of 1s while the registry is unreachable.
 type Backoff struct {
 	Base time.Duration
 	Max  time.Duration
+	// Unreachable caps the delay while the registry cannot be reached at all (no connection,
+	// no answer): see UnreachableDelay. Zero means DefaultUnreachable.
+	Unreachable time.Duration
 }
+
+// DefaultUnreachable is the zero Backoff's cap while the registry is unreachable: a sidecar
+// notices a registry that is back within about a second.
+const DefaultUnreachable = time.Second
 
 // Delay returns how long to wait before retry number attempt (0 for the first retry): a random
 // duration in [min(Base/2, Max), min(Max, Base·2^attempt)], so a broken registry is not
@@ -37,6 +44,24 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	d = min(d, ceiling)
 	floor := min(base/2, ceiling)
 	return floor + rand.N(max(d-floor, 1))
+}
+
+// UnreachableDelay is Delay for a retry while the registry cannot be reached at all, capped
+// at Unreachable (and at Max, if lower). Backing off up to Max protects a registry that
+// answers but is struggling; one that refuses connections or does not answer is down, and a
+// connection attempt costs it nothing. Capped at Max, the delay grows to half a minute over
+// a long outage, and the registry's return goes unnoticed for that long: after a Consul agent
+// restart, an instance that died meanwhile stayed in the ring 16s longer. Jitter still keeps
+// many sidecars out of step.
+func (b Backoff) UnreachableDelay(attempt int) time.Duration {
+	ceiling := b.Unreachable
+	if ceiling <= 0 {
+		ceiling = DefaultUnreachable
+	}
+	if b.Max <= 0 || b.Max > ceiling {
+		b.Max = ceiling
+	}
+	return b.Delay(attempt)
 }
 
 // Sleep waits for d or until ctx ends, whichever is first; it returns ctx.Err() in the second

@@ -198,3 +198,29 @@ func TestLogLimiterConcurrent(t *testing.T) {
 		t.Errorf("%d of 800 concurrent calls allowed within one interval, want 1", allowed)
 	}
 }
+
+func TestBackoffUnreachableDelayCapped(t *testing.T) {
+	tests := []struct {
+		name string
+		b    Backoff
+		max  time.Duration
+	}{
+		{"zero value", Backoff{}, DefaultUnreachable},
+		{"own cap", Backoff{Unreachable: 300 * time.Millisecond}, 300 * time.Millisecond},
+		{"max lower than the cap", Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond}, 20 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			longest := time.Duration(0)
+			for range 1000 {
+				longest = max(longest, tt.b.UnreachableDelay(30))
+			}
+			if longest > tt.max {
+				t.Errorf("UnreachableDelay(30) up to %v, want <= %v", longest, tt.max)
+			}
+			if longest < tt.max/2 {
+				t.Errorf("UnreachableDelay(30) at most %v over 1000 draws: no jitter up to %v", longest, tt.max)
+			}
+		})
+	}
+}

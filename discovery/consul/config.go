@@ -53,8 +53,12 @@ type Config struct {
 	// paced; a small value keeps propagation fast.
 	MinQueryInterval time.Duration
 	// Backoff paces retries after a failed query or registration (zero: 100ms doubling to
-	// 30s, with full jitter).
+	// 30s, with full jitter; to 1s while the agent cannot be reached).
 	Backoff discovery.Backoff
+	// Pacing paces the snapshots a Source delivers: removals held for a while after the
+	// agent comes back from an outage or its index goes backwards, bursts coalesced (zero:
+	// discovery's defaults).
+	Pacing discovery.Pacing
 	// ErrorLogInterval is how often a repeating error is logged again (default 1m).
 	ErrorLogInterval time.Duration
 

@@ -32,7 +32,7 @@ const (
 type serviceWatch struct {
 	src     *Source
 	service string
-	update  discovery.UpdateFunc
+	offer   func(s *discovery.Snapshot, resync bool) // the pacer's Offer
 	opts    api.QueryOptions // the query template; WaitIndex is set per query
 	timeout time.Duration    // bound of one blocking query, in case the connection hangs
 	logKey  string           // LogLimiter key of this service's own errors
@@ -41,16 +41,17 @@ type serviceWatch struct {
 	lastIndex uint64              // index of the last response decoded
 	decoded   bool                // a response was decoded since the last error
 	failures  int                 // consecutive failed queries
+	resync    bool                // the next publish follows an outage or an index reset
 	malformed map[string]struct{} // entries reported as malformed, reported once each
 }
 
-func newServiceWatch(src *Source, service string, update discovery.UpdateFunc) *serviceWatch {
+func newServiceWatch(src *Source, service string, offer func(*discovery.Snapshot, bool)) *serviceWatch {
 	// Consul adds up to WaitTime/16 of jitter to a blocking query; beyond that and a request
 	// timeout, the connection is taken for dead.
 	return &serviceWatch{
 		src:     src,
 		service: service,
-		update:  update,
+		offer:   offer,
 		opts:    src.cfg.queryOptions(),
 		timeout: src.cfg.WaitTime + src.cfg.WaitTime/16 + src.cfg.RequestTimeout,
 		logKey:  "service " + service,
@@ -61,8 +62,11 @@ func newServiceWatch(src *Source, service string, update discovery.UpdateFunc) *
 // response is the index of the next query; an index that went backwards (a new leader, an
 // agent restarted without state) starts over from 0; the index is kept >= 1 so that queries
 // block; queries are paced by MinQueryInterval, since a query may return with no change;
-// failures are retried with capped, jittered backoff, and the next read after one is a full,
-// non-blocking read. It returns nil when ctx ends.
+// failures are retried with capped, jittered backoff (capped lower while the agent cannot be
+// reached, so its return is noticed soon), and the next read after one is a full,
+// non-blocking read. The first snapshot after a failure or an index reset is offered as a
+// resync: the agent may be filling up again, and the pacer holds removals meanwhile. It
+// returns nil when ctx ends.
 func (w *serviceWatch) run(ctx context.Context) error {
 	var lastStart time.Time
 	for {
@@ -104,7 +108,7 @@ func (w *serviceWatch) query(ctx context.Context) ([]*api.ServiceEntry, uint64, 
 // failed records a failed query and returns how long to wait before the next one.
 func (w *serviceWatch) failed(err error) time.Duration {
 	w.failures++
-	w.waitIndex, w.decoded = 0, false
+	w.waitIndex, w.decoded, w.resync = 0, false, true
 	w.src.obs.Failed(w.service, err)
 	delay := w.src.cfg.Backoff.Delay(w.failures - 1)
 
@@ -113,6 +117,7 @@ func (w *serviceWatch) failed(err error) time.Duration {
 	if errors.As(err, &uerr) {
 		key, msg = unreachableKey, "consul unreachable; keeping the last snapshots and retrying"
 		w.src.unreachable.Store(true)
+		delay = w.src.cfg.Backoff.UnreachableDelay(w.failures - 1)
 	}
 	var serr api.StatusError
 	if errors.As(err, &serr) && serr.Code == http.StatusTooManyRequests {
@@ -145,6 +150,9 @@ func (w *serviceWatch) succeeded(entries []*api.ServiceEntry, index uint64, now 
 	w.src.obs.Synced(w.service, now)
 
 	changed := !w.decoded || index != w.lastIndex
+	if index < w.waitIndex {
+		w.resync = true // a new leader, or an agent restarted without state
+	}
 	w.waitIndex = nextWaitIndex(w.waitIndex, index)
 	w.lastIndex, w.decoded = index, true
 	if changed {
@@ -165,8 +173,7 @@ func nextWaitIndex(asked, got uint64) uint64 {
 	return got
 }
 
-// publish maps entries onto endpoints and hands their snapshot to update (deduplicated by
-// the caller of Watch). A malformed entry is skipped, logged and reported to the Observer
+// publish maps entries onto endpoints and offers their snapshot to the pacer. A malformed entry is skipped, logged and reported to the Observer
 // the first time it is seen (not again while it stays malformed); the others are kept.
 func (w *serviceWatch) publish(entries []*api.ServiceEntry, index uint64, now time.Time) {
 	eps := make([]discovery.Endpoint, 0, len(entries))
@@ -193,5 +200,6 @@ func (w *serviceWatch) publish(entries []*api.ServiceEntry, index uint64, now ti
 		}
 	}
 	w.malformed = bad
-	w.update(discovery.NewSnapshot(w.service, index, eps, now))
+	w.offer(discovery.NewSnapshot(w.service, index, eps, now), w.resync)
+	w.resync = false
 }

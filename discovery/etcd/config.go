@@ -50,8 +50,12 @@ type Config struct {
 	// paces Observer.Synced on a quiet service. Default 5s.
 	ProgressInterval time.Duration
 	// Backoff paces retries after errors, and gRPC's attempts to reconnect to etcd; the zero
-	// value is discovery.Backoff's default (100ms, doubling up to 30s).
+	// value is discovery.Backoff's default (100ms, doubling up to 30s; up to 1s while etcd
+	// cannot be reached, so that its return is noticed within about a second).
 	Backoff discovery.Backoff
+	// Pacing (Source only) paces the snapshots a Source delivers: removals held for a while
+	// after a watch is listed again, bursts coalesced (zero: discovery's defaults).
+	Pacing discovery.Pacing
 }
 
 // TLSConfig holds the files for TLS to etcd. TLS is used when any field is set.

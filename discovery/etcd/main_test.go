@@ -187,6 +187,7 @@ func newSource(t testing.TB, srv *etcdtest.Server, logger *zap.Logger, obs disco
 		Endpoints:        srv.Endpoints(),
 		ProgressInterval: 200 * time.Millisecond,
 		Backoff:          discovery.Backoff{Base: 50 * time.Millisecond, Max: 500 * time.Millisecond},
+		Pacing:           discovery.Pacing{Settle: 300 * time.Millisecond, Coalesce: 10 * time.Millisecond},
 	}, logger, obs)
 	if err != nil {
 		t.Fatalf("NewSource: %v", err)

@@ -10,7 +10,9 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/ringside-proxy/ringside/discovery"
 )
@@ -44,11 +46,15 @@ const streamMetadataKey = "ringside-watch"
 //
 // It is not safe for concurrent use: one goroutine runs it.
 type serviceWatch struct {
-	src    *Source
-	cli    *clientv3.Client
-	update discovery.UpdateFunc
-	state  *serviceState
-	rev    int64 // revision the state is known to be complete at
+	src   *Source
+	cli   *clientv3.Client
+	pacer *discovery.Pacer
+	state *serviceState
+	rev   int64 // revision the state is known to be complete at
+	// listed is set by the first list: a later one follows a watch that broke (an outage, a
+	// compaction, a restored etcd) and is offered as a resync, so that removals are held
+	// while the registry may still be filling up again.
+	listed bool
 	// failing is set by a failure and cleared, with a log line, by the next good list.
 	failing bool
 }
@@ -65,9 +71,14 @@ func (w *serviceWatch) run(ctx context.Context) error {
 			failures = 0
 		}
 		w.report(err)
-		// A watch that was working is listed again at once; repeated failures back off.
+		// A watch that was working is listed again at once; repeated failures back off, up
+		// to a short cap while etcd cannot be reached, so its return is noticed soon.
 		if failures > 0 {
-			if err := discovery.Sleep(ctx, w.src.cfg.Backoff.Delay(failures-1)); err != nil {
+			delay := w.src.cfg.Backoff.Delay(failures - 1)
+			if unreachable(err) {
+				delay = w.src.cfg.Backoff.UnreachableDelay(failures - 1)
+			}
+			if err := discovery.Sleep(ctx, delay); err != nil {
 				return err
 			}
 		}
@@ -119,7 +130,8 @@ func (w *serviceWatch) listAndWatch(ctx context.Context) (healthy bool, err erro
 	w.state.reset(resp.Kvs)
 	w.rev = resp.Header.Revision
 	now := time.Now()
-	w.update(w.state.snapshot(w.rev, now))
+	w.pacer.Offer(w.state.snapshot(w.rev, now), w.listed)
+	w.listed = true
 	w.src.obs.Synced(service, now)
 	w.recovered()
 	if w.src.afterList != nil {
@@ -181,7 +193,7 @@ func (w *serviceWatch) watch(ctx context.Context) (healthy bool, err error) {
 			now := time.Now()
 			if len(resp.Events) > 0 {
 				w.state.apply(resp.Events)
-				w.update(w.state.snapshot(w.rev, now))
+				w.pacer.Offer(w.state.snapshot(w.rev, now), false)
 			}
 			w.src.obs.Synced(service, now)
 
@@ -197,4 +209,17 @@ func (w *serviceWatch) watch(ctx context.Context) (healthy bool, err error) {
 			pcancel()
 		}
 	}
+}
+
+// unreachable reports whether err says etcd could not be reached or did not answer, rather
+// than that it refused the request: such a failure is retried at a short interval.
+func unreachable(err error) bool {
+	if errors.Is(err, errWatchStalled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
 }
