@@ -32,10 +32,11 @@ const (
 type serviceWatch struct {
 	src     *Source
 	service string
-	offer   func(s *discovery.Snapshot, resync bool) // the pacer's Offer
 	opts    api.QueryOptions // the query template; WaitIndex is set per query
 	timeout time.Duration    // bound of one blocking query, in case the connection hangs
 	logKey  string           // LogLimiter key of this service's own errors
+	// offer hands a snapshot on: the Offer of the service's discovery.Pacer.
+	offer func(s *discovery.Snapshot, resync bool)
 
 	waitIndex uint64              // index of the next query; 0 reads without blocking
 	lastIndex uint64              // index of the last response decoded

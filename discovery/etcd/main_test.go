@@ -217,3 +217,12 @@ func del(t testing.TB, cli *clientv3.Client, k string) {
 		t.Fatalf("delete %s: %v", k, err)
 	}
 }
+
+func (o *observer) firstFailure() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, errs := range o.failed {
+		return errs[0]
+	}
+	return nil
+}

@@ -175,3 +175,21 @@ func TestSlowUpdateIsNotAStall(t *testing.T) {
 		t.Fatalf("%d failures with a slow update func: %v", len(errs), errs)
 	}
 }
+
+// A watch on a cluster where nothing is written is quiet, not stalled: etcd answers its
+// progress requests, and the source does not list again. (Once a bug: the watch started one
+// revision beyond etcd's, where etcd answers no progress request, and every quiet watch was
+// given up every two progress intervals.)
+func TestQuietWatchIsNotAStall(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	put(t, cli, key("cart", "a"), `{"address":"10.0.0.1","port":8080}`)
+	obs := newObserver()
+	rec := newRecorder()
+	watch(t, newSource(t, srv, nil, obs), []string{"cart"}, rec.update) // progress every 200ms
+	rec.waitIDs(t, "cart", "a")
+	time.Sleep(2 * time.Second) // ten progress intervals without a write
+	if errs := obs.failures("cart"); len(errs) != 0 {
+		t.Fatalf("%d failures of a quiet watch: %v", len(errs), errs)
+	}
+}

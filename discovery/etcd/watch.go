@@ -140,13 +140,19 @@ func (w *serviceWatch) listAndWatch(ctx context.Context) (healthy bool, err erro
 	return w.watch(ctx)
 }
 
-// watch follows the service from w.rev+1 until something is wrong, and returns why. healthy
+// watch follows the service from w.rev until something is wrong, and returns why. healthy
 // reports whether the watch delivered anything beyond its creation.
+//
+// It starts at w.rev, not w.rev+1: etcd answers a progress request only when every watch of
+// the stream starts at or below its current revision, so a watch from w.rev+1 on a cluster
+// where nothing is written would never be answered and would be taken for stalled, listed
+// again every two progress intervals. The events at w.rev itself, which the state already
+// holds, apply again without effect (a put of the same value, a delete of a missing key).
 func (w *serviceWatch) watch(ctx context.Context) (healthy bool, err error) {
 	service := w.state.service
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(
 		metadata.AppendToOutgoingContext(ctx, streamMetadataKey, url.PathEscape(service))))
-	from := w.rev + 1
+	from := w.rev
 
 	// clientv3's Watch blocks until etcd has created the watch, for ever if etcd went away
 	// after the list; opened in a goroutine, the watch stays under the stall check below.
