@@ -47,7 +47,8 @@ type Config struct {
 	// ProgressInterval (Source only) is how often each watch asks etcd to confirm it is alive
 	// and current. A watch that hears nothing for two intervals is considered stalled — etcd
 	// unreachable — and the service is listed again, with backoff, until etcd answers. It also
-	// paces Observer.Synced on a quiet service. Default 5s.
+	// paces Observer.Synced on a quiet service. Default 5s; keep it well above etcd's 100ms
+	// watcher sync period, before which etcd answers no progress request of a new watch.
 	ProgressInterval time.Duration
 	// Backoff paces retries after errors, and gRPC's attempts to reconnect to etcd; the zero
 	// value is discovery.Backoff's default (100ms, doubling up to 30s; up to 1s while etcd
