@@ -134,3 +134,34 @@ func (l *LogLimiter) Reset(key string) {
 	delete(l.keys, key)
 	l.mu.Unlock()
 }
+
+// Retries counts the consecutive failures of one retry loop and picks the delay before each
+// next try: UnreachableDelay while the registry cannot be reached, Delay while it answers
+// with errors. Delay counts only the failures since the registry last answered, so that a
+// registry just back from an outage that answers with errors while it starts up (no leader
+// yet, 500s) is retried from Base, not after the delay the outage's failures would have grown
+// the backoff to. The zero value is ready to use; it is not safe for concurrent use.
+type Retries struct {
+	Backoff Backoff
+
+	failures int // consecutive failures
+	answered int // of which the last ones in a row were answers from the registry
+}
+
+// Failed records a failure and returns how long to wait before the next try. unreachable
+// reports that the registry could not be reached or did not answer at all.
+func (r *Retries) Failed(unreachable bool) time.Duration {
+	r.failures++
+	if unreachable {
+		r.answered = 0
+		return r.Backoff.UnreachableDelay(r.failures - 1)
+	}
+	r.answered++
+	return r.Backoff.Delay(r.answered - 1)
+}
+
+// Succeeded records a success: the next failure is the first again.
+func (r *Retries) Succeeded() { r.failures, r.answered = 0, 0 }
+
+// Failures returns the number of consecutive failures.
+func (r *Retries) Failures() int { return r.failures }

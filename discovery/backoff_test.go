@@ -224,3 +224,36 @@ func TestBackoffUnreachableDelayCapped(t *testing.T) {
 		})
 	}
 }
+
+// A registry back from an outage that answers with errors while it starts is retried from
+// Base, not after the delay that the outage's failures would have grown the backoff to.
+func TestRetriesAnsweredErrorAfterOutageStartsFromBase(t *testing.T) {
+	const base = 100 * time.Millisecond
+	r := Retries{Backoff: Backoff{Base: base, Max: time.Minute}}
+	for range 20 {
+		if d := r.Failed(true); d > DefaultUnreachable {
+			t.Fatalf("delay %v while unreachable, want <= %v", d, DefaultUnreachable)
+		}
+	}
+	if d := r.Failed(false); d > base {
+		t.Errorf("first answered error after 20 unreachable ones: delay %v, want <= Base %v", d, base)
+	}
+	if n := r.Failures(); n != 21 {
+		t.Errorf("Failures() = %d, want 21", n)
+	}
+	for range 10 {
+		r.Failed(false)
+	}
+	longest := time.Duration(0)
+	for range 200 {
+		rr := r
+		longest = max(longest, rr.Failed(false))
+	}
+	if longest <= base {
+		t.Errorf("answered errors in a row: delays up to %v, want them to grow past Base", longest)
+	}
+	r.Succeeded()
+	if n := r.Failures(); n != 0 {
+		t.Errorf("Failures() = %d after Succeeded, want 0", n)
+	}
+}

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -65,10 +66,10 @@ func TestWatchHoldsRemovalsWhileAgentRefills(t *testing.T) {
 }
 
 // The agent stays down long enough for the backoff to grow, then comes back: every service's
-// watch must notice within about a second (retries while the agent is unreachable are capped
-// at Backoff.Unreachable, 1s), not after the many seconds a backoff grown towards its cap
-// would wait.
-func TestWatchNoticesAgentBackWithinASecond(t *testing.T) {
+// watch must notice within about a second, and the registrar must register its app again as
+// soon (retries while the agent is unreachable are capped at Backoff.Unreachable, 1s), not
+// after the many seconds a backoff grown towards its cap would wait.
+func TestAgentBackNoticedWithinASecond(t *testing.T) {
 	a := consultest.Start(t)
 	services := []string{"a", "b", "c", "d"}
 	for _, svc := range services {
@@ -86,11 +87,27 @@ func TestWatchNoticesAgentBackWithinASecond(t *testing.T) {
 	for _, svc := range services {
 		rec.waitFor(t, svc, waitSnapshot, "1 endpoint", func(s *discovery.Snapshot) bool { return len(s.Endpoints) == 1 })
 	}
+	r, err := NewRegistrar(cfg, discovery.Registration{ID: "app-1", Service: "app", Address: "127.0.0.1", Port: 7070}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-runErr
+	}()
+	consultest.WaitFor(t, 5*time.Second, "app-1 registered", func() bool { return hasService(a.Client(), "app-1") })
 
 	a.Stop()
 	time.Sleep(8 * time.Second) // five or so failures each: a backoff from 1s would be at 8-16s
 	a.Restart()
 	back := time.Now()
+	consultest.WaitFor(t, 10*time.Second, "app-1 registered again", func() bool { return hasService(a.Client(), "app-1") })
+	if d := time.Since(back); d > 1500*time.Millisecond {
+		t.Errorf("app-1 registered again %v after the agent was back, want within ~1s", d.Round(time.Millisecond))
+	}
 	consultest.WaitFor(t, 10*time.Second, "every service synced after the restart", func() bool {
 		return obs.allSyncedAfter(services, back)
 	})

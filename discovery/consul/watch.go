@@ -41,7 +41,7 @@ type serviceWatch struct {
 	waitIndex uint64              // index of the next query; 0 reads without blocking
 	lastIndex uint64              // index of the last response decoded
 	decoded   bool                // a response was decoded since the last error
-	failures  int                 // consecutive failed queries
+	retries   discovery.Retries   // consecutive failed queries, and the delay after each
 	resync    bool                // the next publish follows an outage or an index reset
 	malformed map[string]struct{} // entries reported as malformed, reported once each
 }
@@ -56,6 +56,7 @@ func newServiceWatch(src *Source, service string, offer func(*discovery.Snapshot
 		opts:    src.cfg.queryOptions(),
 		timeout: src.cfg.WaitTime + src.cfg.WaitTime/16 + src.cfg.RequestTimeout,
 		logKey:  "service " + service,
+		retries: discovery.Retries{Backoff: src.cfg.Backoff},
 	}
 }
 
@@ -108,17 +109,15 @@ func (w *serviceWatch) query(ctx context.Context) ([]*api.ServiceEntry, uint64, 
 
 // failed records a failed query and returns how long to wait before the next one.
 func (w *serviceWatch) failed(err error) time.Duration {
-	w.failures++
 	w.waitIndex, w.decoded, w.resync = 0, false, true
 	w.src.obs.Failed(w.service, err)
-	delay := w.src.cfg.Backoff.Delay(w.failures - 1)
+	down := unreachable(err)
+	delay := w.retries.Failed(down)
 
 	key, msg := w.logKey, "consul query failed; keeping the last snapshot and retrying"
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
+	if down {
 		key, msg = unreachableKey, "consul unreachable; keeping the last snapshots and retrying"
 		w.src.unreachable.Store(true)
-		delay = w.src.cfg.Backoff.UnreachableDelay(w.failures - 1)
 	}
 	var serr api.StatusError
 	if errors.As(err, &serr) && serr.Code == http.StatusTooManyRequests {
@@ -128,7 +127,7 @@ func (w *serviceWatch) failed(err error) time.Duration {
 		w.src.logger.Warn(msg,
 			zap.String("service", w.service),
 			zap.Error(err),
-			zap.Int("failures", w.failures),
+			zap.Int("failures", w.retries.Failures()),
 			zap.Int("suppressed", suppressed),
 			zap.Duration("retry_in", delay))
 	}
@@ -142,11 +141,10 @@ func (w *serviceWatch) succeeded(entries []*api.ServiceEntry, index uint64, now 
 		w.src.limiter.Reset(unreachableKey)
 		w.src.logger.Info("consul reachable again", zap.String("service", w.service))
 	}
-	if w.failures > 0 {
+	if n := w.retries.Failures(); n > 0 {
 		w.src.limiter.Reset(w.logKey)
-		w.src.logger.Debug("consul query recovered",
-			zap.String("service", w.service), zap.Int("failures", w.failures))
-		w.failures = 0
+		w.src.logger.Debug("consul query recovered", zap.String("service", w.service), zap.Int("failures", n))
+		w.retries.Succeeded()
 	}
 	w.src.obs.Synced(w.service, now)
 
@@ -159,6 +157,13 @@ func (w *serviceWatch) succeeded(entries []*api.ServiceEntry, index uint64, now 
 	if changed {
 		w.publish(entries, index, now)
 	}
+}
+
+// unreachable reports whether err says the agent could not be reached or did not answer (an
+// error of the HTTP transport), rather than that it answered with an error.
+func unreachable(err error) bool {
+	var uerr *url.Error
+	return errors.As(err, &uerr)
 }
 
 // nextWaitIndex returns the index of the next query, given the index of the query that was
