@@ -9,11 +9,18 @@ import (
 
 // Backoff paces retries after failures: capped exponential backoff with full jitter, so that
 // many sidecars that lost the registry at once do not come back in step. The zero value uses a
-// base of 100ms and a cap of 30s.
+// base of 100ms, a cap of 30s, and a cap of 1s while the registry is unreachable.
 type Backoff struct {
 	Base time.Duration
 	Max  time.Duration
+	// Unreachable caps the delay while the registry cannot be reached at all (no connection,
+	// no answer): see UnreachableDelay. Zero means DefaultUnreachable.
+	Unreachable time.Duration
 }
+
+// DefaultUnreachable is the zero Backoff's cap while the registry is unreachable: a sidecar
+// notices a registry that is back within about a second.
+const DefaultUnreachable = time.Second
 
 // Delay returns how long to wait before retry number attempt (0 for the first retry): a random
 // duration in [min(Base/2, Max), min(Max, Base·2^attempt)], so a broken registry is not
@@ -37,6 +44,24 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	d = min(d, ceiling)
 	floor := min(base/2, ceiling)
 	return floor + rand.N(max(d-floor, 1))
+}
+
+// UnreachableDelay is Delay for a retry while the registry cannot be reached at all, capped
+// at Unreachable (and at Max, if lower). Backing off up to Max protects a registry that
+// answers but is struggling; one that refuses connections or does not answer is down, and a
+// connection attempt costs it nothing. Capped at Max, the delay grows to half a minute over
+// a long outage, and the registry's return goes unnoticed for that long: after a Consul agent
+// restart, an instance that died meanwhile stayed in the ring 16s longer. Jitter still keeps
+// many sidecars out of step.
+func (b Backoff) UnreachableDelay(attempt int) time.Duration {
+	ceiling := b.Unreachable
+	if ceiling <= 0 {
+		ceiling = DefaultUnreachable
+	}
+	if b.Max <= 0 || b.Max > ceiling {
+		b.Max = ceiling
+	}
+	return b.Delay(attempt)
 }
 
 // Sleep waits for d or until ctx ends, whichever is first; it returns ctx.Err() in the second
@@ -109,3 +134,34 @@ func (l *LogLimiter) Reset(key string) {
 	delete(l.keys, key)
 	l.mu.Unlock()
 }
+
+// Retries counts the consecutive failures of one retry loop and picks the delay before each
+// next try: UnreachableDelay while the registry cannot be reached, Delay while it answers
+// with errors. Delay counts only the failures since the registry last answered, so that a
+// registry just back from an outage that answers with errors while it starts up (no leader
+// yet, 500s) is retried from Base, not after the delay the outage's failures would have grown
+// the backoff to. The zero value is ready to use; it is not safe for concurrent use.
+type Retries struct {
+	Backoff Backoff
+
+	failures int // consecutive failures
+	answered int // of which the last ones in a row were answers from the registry
+}
+
+// Failed records a failure and returns how long to wait before the next try. unreachable
+// reports that the registry could not be reached or did not answer at all.
+func (r *Retries) Failed(unreachable bool) time.Duration {
+	r.failures++
+	if unreachable {
+		r.answered = 0
+		return r.Backoff.UnreachableDelay(r.failures - 1)
+	}
+	r.answered++
+	return r.Backoff.Delay(r.answered - 1)
+}
+
+// Succeeded records a success: the next failure is the first again.
+func (r *Retries) Succeeded() { r.failures, r.answered = 0, 0 }
+
+// Failures returns the number of consecutive failures.
+func (r *Retries) Failures() int { return r.failures }

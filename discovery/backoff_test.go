@@ -198,3 +198,62 @@ func TestLogLimiterConcurrent(t *testing.T) {
 		t.Errorf("%d of 800 concurrent calls allowed within one interval, want 1", allowed)
 	}
 }
+
+func TestBackoffUnreachableDelayCapped(t *testing.T) {
+	tests := []struct {
+		name string
+		b    Backoff
+		max  time.Duration
+	}{
+		{"zero value", Backoff{}, DefaultUnreachable},
+		{"own cap", Backoff{Unreachable: 300 * time.Millisecond}, 300 * time.Millisecond},
+		{"max lower than the cap", Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond}, 20 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			longest := time.Duration(0)
+			for range 1000 {
+				longest = max(longest, tt.b.UnreachableDelay(30))
+			}
+			if longest > tt.max {
+				t.Errorf("UnreachableDelay(30) up to %v, want <= %v", longest, tt.max)
+			}
+			if longest < tt.max/2 {
+				t.Errorf("UnreachableDelay(30) at most %v over 1000 draws: no jitter up to %v", longest, tt.max)
+			}
+		})
+	}
+}
+
+// A registry back from an outage that answers with errors while it starts is retried from
+// Base, not after the delay that the outage's failures would have grown the backoff to.
+func TestRetriesAnsweredErrorAfterOutageStartsFromBase(t *testing.T) {
+	const base = 100 * time.Millisecond
+	r := Retries{Backoff: Backoff{Base: base, Max: time.Minute}}
+	for range 20 {
+		if d := r.Failed(true); d > DefaultUnreachable {
+			t.Fatalf("delay %v while unreachable, want <= %v", d, DefaultUnreachable)
+		}
+	}
+	if d := r.Failed(false); d > base {
+		t.Errorf("first answered error after 20 unreachable ones: delay %v, want <= Base %v", d, base)
+	}
+	if n := r.Failures(); n != 21 {
+		t.Errorf("Failures() = %d, want 21", n)
+	}
+	for range 10 {
+		r.Failed(false)
+	}
+	longest := time.Duration(0)
+	for range 200 {
+		rr := r
+		longest = max(longest, rr.Failed(false))
+	}
+	if longest <= base {
+		t.Errorf("answered errors in a row: delays up to %v, want them to grow past Base", longest)
+	}
+	r.Succeeded()
+	if n := r.Failures(); n != 0 {
+		t.Errorf("Failures() = %d after Succeeded, want 0", n)
+	}
+}

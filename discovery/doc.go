@@ -8,6 +8,9 @@
 //
 // The sub-packages consul, etcd and file implement Source and Registrar; this package holds
 // the types they share and the small pieces every source needs: Dedup (drop a snapshot equal
-// to the last one), Backoff and Sleep (retry pacing), LogLimiter (log a repeating registry
-// error once, then with a count), and Observer (how a source reports its health to metrics).
+// to the last one), Pacer (hand snapshots on paced: removals held while a registry back from
+// an outage refills, bursts coalesced, equal snapshots dropped), Backoff, Retries and Sleep
+// (retry pacing, short while the registry is unreachable), LogLimiter (log a repeating
+// registry error once, then with a count), and Observer (how a source reports its health to
+// metrics).
 package discovery

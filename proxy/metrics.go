@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,10 @@ type Metrics struct {
 	endpoints       *prometheus.GaugeVec
 	tunnels         *prometheus.GaugeVec
 	aborts          *prometheus.CounterVec
+
+	// ejectReasons holds every ejection reason counted so far (a handful), so that
+	// forgetEndpoint deletes an endpoint's series by their exact labels.
+	ejectReasons sync.Map // string → struct{}
 }
 
 // Interface guard.
@@ -134,15 +139,21 @@ func (m *Metrics) endpointCodes(upstream, endpoint string) *codeCounters {
 	return &c
 }
 
-// forgetEndpoint deletes the series of an endpoint that left the upstream.
+// forgetEndpoint deletes the series of an endpoint that left the upstream. It deletes each
+// by its exact labels, a hash lookup: DeletePartialMatch scans every series of the vector,
+// which made removing a fleet of N endpoints cost O(N²).
 func (m *Metrics) forgetEndpoint(upstream, endpoint string) {
 	if m == nil {
 		return
 	}
-	labels := prometheus.Labels{"upstream": upstream, "endpoint": endpoint}
-	m.requests.DeletePartialMatch(labels)
-	m.ejections.DeletePartialMatch(labels)
-	m.returns.DeletePartialMatch(labels)
+	for _, class := range codeClasses {
+		m.requests.DeleteLabelValues(upstream, endpoint, class)
+	}
+	m.ejectReasons.Range(func(reason, _ any) bool {
+		m.ejections.DeleteLabelValues(upstream, endpoint, reason.(string))
+		return true
+	})
+	m.returns.DeleteLabelValues(upstream, endpoint)
 }
 
 // upstreamMetrics are the series of one upstream, resolved once.
@@ -184,6 +195,7 @@ func (m *Metrics) upstream(name string) *upstreamMetrics {
 // Ejected counts an ejection. It implements balancer.Events.
 func (m *Metrics) Ejected(upstream string, ep *balancer.Endpoint, reason string, _ time.Duration) {
 	if m != nil {
+		m.ejectReasons.LoadOrStore(reason, struct{}{}) // before the series, for forgetEndpoint
 		m.ejections.WithLabelValues(upstream, ep.ID, reason).Inc()
 	}
 }

@@ -62,7 +62,7 @@ func publishStep(tb testing.TB) (step func(i int), published *int) {
 		tb.Fatal(err)
 	}
 	published = new(int)
-	w := newServiceWatch(src, "cart", discovery.Dedup(func(*discovery.Snapshot) { *published++ }))
+	w := newServiceWatch(src, "cart", offerTo(discovery.Dedup(func(*discovery.Snapshot) { *published++ })))
 	gens := [][]*api.ServiceEntry{bigEntries(bigService, 0), bigEntries(bigService, 1)}
 	now := time.Now()
 	w.publish(gens[1], 1, now) // the first snapshot; later ones are compared with it

@@ -53,13 +53,20 @@ type Config struct {
 	// paced; a small value keeps propagation fast.
 	MinQueryInterval time.Duration
 	// Backoff paces retries after a failed query or registration (zero: 100ms doubling to
-	// 30s, with full jitter).
+	// 30s, with full jitter; to 1s while the agent cannot be reached).
 	Backoff discovery.Backoff
+	// Pacing paces the snapshots a Source delivers: removals held for a while after the
+	// agent comes back from an outage or its index goes backwards, bursts coalesced (zero:
+	// discovery's defaults).
+	Pacing discovery.Pacing
 	// ErrorLogInterval is how often a repeating error is logged again (default 1m).
 	ErrorLogInterval time.Duration
 
 	// RegistrationInterval is how often a Registrar's Run checks that the agent still has
-	// the registration, and restores it when not (default 10s).
+	// the registration, and restores it when not (default 2s). An agent restarted without
+	// state between two checks lists the app again within this long (plus its check's
+	// first run): short enough that the callers' settle window (discovery.DefaultSettle, 5s)
+	// covers it, and one cheap request to the local agent.
 	RegistrationInterval time.Duration
 	// RequestTimeout bounds a request that is not a blocking query: registration, the
 	// registration check, deregistration (default 10s).
@@ -112,7 +119,7 @@ const (
 	DefaultWaitTime             = 5 * time.Minute
 	DefaultMinQueryInterval     = 5 * time.Millisecond
 	DefaultErrorLogInterval     = time.Minute
-	DefaultRegistrationInterval = 10 * time.Second
+	DefaultRegistrationInterval = 2 * time.Second
 	DefaultRequestTimeout       = 10 * time.Second
 	maxWaitTime                 = 10 * time.Minute
 )

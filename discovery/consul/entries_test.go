@@ -194,7 +194,7 @@ func TestPublishSkipsMalformed(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	w := newServiceWatch(src, "web", discovery.Dedup(rec.update))
+	w := newServiceWatch(src, "web", offerTo(discovery.Dedup(rec.update)))
 	entries := []*api.ServiceEntry{
 		entry("web-1", "10.1.1.1", 80, nil),
 		entry("web-bad-port", "10.1.1.2", 0, nil),

@@ -158,9 +158,16 @@ func testConfig(a *consultest.Agent) Config {
 		Address:              a.Addr(),
 		Scheme:               "http",
 		Backoff:              discovery.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+		Pacing:               discovery.Pacing{Settle: 500 * time.Millisecond, Coalesce: 10 * time.Millisecond},
 		RegistrationInterval: 100 * time.Millisecond,
 		RequestTimeout:       5 * time.Second,
 	}
+}
+
+// offerTo adapts an UpdateFunc to a serviceWatch's offer, for tests that publish without a
+// pacer.
+func offerTo(update discovery.UpdateFunc) func(*discovery.Snapshot, bool) {
+	return func(s *discovery.Snapshot, _ bool) { update(s) }
 }
 
 // observedLogger returns a logger that records every entry, at every level.

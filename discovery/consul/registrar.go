@@ -119,7 +119,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 		return ErrDeregistered
 	}
 	defer r.transport.CloseIdleConnections()
-	registered, failures := false, 0
+	registered, retries := false, discovery.Retries{Backoff: r.cfg.Backoff}
 	for {
 		err := r.ensure(ctx, registered)
 		if errors.Is(err, ErrDeregistered) {
@@ -131,17 +131,18 @@ func (r *Registrar) Run(ctx context.Context) error {
 		delay := r.cfg.RegistrationInterval
 		switch {
 		case err != nil:
-			delay = r.cfg.Backoff.Delay(failures)
-			failures++
+			// While the agent is down, retry at a short interval, so the app is registered
+			// again soon after the agent is back, before the callers' settle window ends.
+			delay = retries.Failed(unreachable(err))
 			if ok, suppressed := r.limiter.Allow("register"); ok {
 				r.logger.Warn("consul registration failed; retrying",
-					zap.Error(err), zap.Int("failures", failures),
+					zap.Error(err), zap.Int("failures", retries.Failures()),
 					zap.Int("suppressed", suppressed), zap.Duration("retry_in", delay))
 			}
-		case failures > 0:
+		case retries.Failures() > 0:
 			r.limiter.Reset("register")
-			r.logger.Info("consul registration restored", zap.Int("failures", failures))
-			failures = 0
+			r.logger.Info("consul registration restored", zap.Int("failures", retries.Failures()))
+			retries.Succeeded()
 			registered = true
 		default:
 			registered = true

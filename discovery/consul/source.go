@@ -68,10 +68,12 @@ func NewSource(cfg Config, logger *zap.Logger, obs discovery.Observer) (*Source,
 	}, nil
 }
 
-// Watch watches services until ctx ends; see discovery.Source. It runs one goroutine per
-// service and calls update from them: never concurrently for one service, possibly
-// concurrently for different ones, and never after Watch has returned. Snapshots equal to
-// the last one delivered for their service are dropped (discovery.Dedup).
+// Watch watches services until ctx ends; see discovery.Source. It runs two goroutines per
+// service, the query loop and its discovery.Pacer, and calls update from the pacer: never
+// concurrently for one service, possibly concurrently for different ones, and never after
+// Watch has returned. Snapshots are paced by the Config's Pacing: removals held while an
+// agent back from an outage or a reset fills up again, bursts coalesced, and a snapshot
+// equal to the last one delivered for its service dropped.
 //
 // Watch returns ctx.Err() once every goroutine has exited, or at once an error wrapping
 // ErrBadServices for an empty list, an empty, duplicate or unusable name, or a nil update.
@@ -83,15 +85,16 @@ func (s *Source) Watch(ctx context.Context, services []string, update discovery.
 		return fmt.Errorf("%w: nil update func", ErrBadServices)
 	}
 	defer s.transport.CloseIdleConnections()
-	publish := discovery.Dedup(update)
 	s.logger.Info("consul watch started",
 		zap.Int("services", len(services)),
 		zap.String("datacenter", s.cfg.Datacenter),
 		zap.Stringer("health_policy", s.cfg.Health))
 	var g errgroup.Group
 	for _, name := range services {
-		w := newServiceWatch(s, name, publish)
+		p := discovery.NewPacer(s.cfg.Pacing, update)
+		w := newServiceWatch(s, name, p.Offer)
 		g.Go(func() error { return w.run(ctx) })
+		g.Go(func() error { _ = p.Run(ctx); return nil })
 	}
 	// The loops return nil, and only once ctx has ended: registry errors are retried, not
 	// returned. Waiting joins them all before Watch returns.

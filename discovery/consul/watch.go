@@ -32,28 +32,31 @@ const (
 type serviceWatch struct {
 	src     *Source
 	service string
-	update  discovery.UpdateFunc
 	opts    api.QueryOptions // the query template; WaitIndex is set per query
 	timeout time.Duration    // bound of one blocking query, in case the connection hangs
 	logKey  string           // LogLimiter key of this service's own errors
+	// offer hands a snapshot on: the Offer of the service's discovery.Pacer.
+	offer func(s *discovery.Snapshot, resync bool)
 
 	waitIndex uint64              // index of the next query; 0 reads without blocking
 	lastIndex uint64              // index of the last response decoded
 	decoded   bool                // a response was decoded since the last error
-	failures  int                 // consecutive failed queries
+	retries   discovery.Retries   // consecutive failed queries, and the delay after each
+	resync    bool                // the next publish follows an outage or an index reset
 	malformed map[string]struct{} // entries reported as malformed, reported once each
 }
 
-func newServiceWatch(src *Source, service string, update discovery.UpdateFunc) *serviceWatch {
+func newServiceWatch(src *Source, service string, offer func(*discovery.Snapshot, bool)) *serviceWatch {
 	// Consul adds up to WaitTime/16 of jitter to a blocking query; beyond that and a request
 	// timeout, the connection is taken for dead.
 	return &serviceWatch{
 		src:     src,
 		service: service,
-		update:  update,
+		offer:   offer,
 		opts:    src.cfg.queryOptions(),
 		timeout: src.cfg.WaitTime + src.cfg.WaitTime/16 + src.cfg.RequestTimeout,
 		logKey:  "service " + service,
+		retries: discovery.Retries{Backoff: src.cfg.Backoff},
 	}
 }
 
@@ -61,8 +64,11 @@ func newServiceWatch(src *Source, service string, update discovery.UpdateFunc) *
 // response is the index of the next query; an index that went backwards (a new leader, an
 // agent restarted without state) starts over from 0; the index is kept >= 1 so that queries
 // block; queries are paced by MinQueryInterval, since a query may return with no change;
-// failures are retried with capped, jittered backoff, and the next read after one is a full,
-// non-blocking read. It returns nil when ctx ends.
+// failures are retried with capped, jittered backoff (capped lower while the agent cannot be
+// reached, so its return is noticed soon), and the next read after one is a full,
+// non-blocking read. The first snapshot after a failure or an index reset is offered as a
+// resync: the agent may be filling up again, and the pacer holds removals meanwhile. It
+// returns nil when ctx ends.
 func (w *serviceWatch) run(ctx context.Context) error {
 	var lastStart time.Time
 	for {
@@ -103,14 +109,13 @@ func (w *serviceWatch) query(ctx context.Context) ([]*api.ServiceEntry, uint64, 
 
 // failed records a failed query and returns how long to wait before the next one.
 func (w *serviceWatch) failed(err error) time.Duration {
-	w.failures++
-	w.waitIndex, w.decoded = 0, false
+	w.waitIndex, w.decoded, w.resync = 0, false, true
 	w.src.obs.Failed(w.service, err)
-	delay := w.src.cfg.Backoff.Delay(w.failures - 1)
+	down := unreachable(err)
+	delay := w.retries.Failed(down)
 
 	key, msg := w.logKey, "consul query failed; keeping the last snapshot and retrying"
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
+	if down {
 		key, msg = unreachableKey, "consul unreachable; keeping the last snapshots and retrying"
 		w.src.unreachable.Store(true)
 	}
@@ -122,7 +127,7 @@ func (w *serviceWatch) failed(err error) time.Duration {
 		w.src.logger.Warn(msg,
 			zap.String("service", w.service),
 			zap.Error(err),
-			zap.Int("failures", w.failures),
+			zap.Int("failures", w.retries.Failures()),
 			zap.Int("suppressed", suppressed),
 			zap.Duration("retry_in", delay))
 	}
@@ -136,20 +141,29 @@ func (w *serviceWatch) succeeded(entries []*api.ServiceEntry, index uint64, now 
 		w.src.limiter.Reset(unreachableKey)
 		w.src.logger.Info("consul reachable again", zap.String("service", w.service))
 	}
-	if w.failures > 0 {
+	if n := w.retries.Failures(); n > 0 {
 		w.src.limiter.Reset(w.logKey)
-		w.src.logger.Debug("consul query recovered",
-			zap.String("service", w.service), zap.Int("failures", w.failures))
-		w.failures = 0
+		w.src.logger.Debug("consul query recovered", zap.String("service", w.service), zap.Int("failures", n))
+		w.retries.Succeeded()
 	}
 	w.src.obs.Synced(w.service, now)
 
 	changed := !w.decoded || index != w.lastIndex
+	if index < w.waitIndex {
+		w.resync = true // a new leader, or an agent restarted without state
+	}
 	w.waitIndex = nextWaitIndex(w.waitIndex, index)
 	w.lastIndex, w.decoded = index, true
 	if changed {
 		w.publish(entries, index, now)
 	}
+}
+
+// unreachable reports whether err says the agent could not be reached or did not answer (an
+// error of the HTTP transport), rather than that it answered with an error.
+func unreachable(err error) bool {
+	var uerr *url.Error
+	return errors.As(err, &uerr)
 }
 
 // nextWaitIndex returns the index of the next query, given the index of the query that was
@@ -165,8 +179,7 @@ func nextWaitIndex(asked, got uint64) uint64 {
 	return got
 }
 
-// publish maps entries onto endpoints and hands their snapshot to update (deduplicated by
-// the caller of Watch). A malformed entry is skipped, logged and reported to the Observer
+// publish maps entries onto endpoints and offers their snapshot to the pacer. A malformed entry is skipped, logged and reported to the Observer
 // the first time it is seen (not again while it stays malformed); the others are kept.
 func (w *serviceWatch) publish(entries []*api.ServiceEntry, index uint64, now time.Time) {
 	eps := make([]discovery.Endpoint, 0, len(entries))
@@ -193,5 +206,6 @@ func (w *serviceWatch) publish(entries []*api.ServiceEntry, index uint64, now ti
 		}
 	}
 	w.malformed = bad
-	w.update(discovery.NewSnapshot(w.service, index, eps, now))
+	w.offer(discovery.NewSnapshot(w.service, index, eps, now), w.resync)
+	w.resync = false
 }

@@ -56,16 +56,22 @@ func (c Config) clientConfig(logger *zap.Logger) (clientv3.Config, error) {
 	return cc, nil
 }
 
-// connectParams paces gRPC's reconnection to etcd with the configured backoff. clientv3 leaves
-// gRPC's default, which backs off to two minutes between attempts: after a long outage, a
-// sidecar would then wait up to two minutes more before it noticed etcd was back.
+// connectParams paces gRPC's reconnection to etcd with the configured backoff, capped as
+// while etcd is unreachable (discovery.Backoff.UnreachableDelay): a connection attempt only
+// happens while etcd is unreachable. clientv3 leaves gRPC's default, which backs off to two
+// minutes between attempts: after a long outage, a sidecar would then wait up to two minutes
+// more before it noticed etcd was back.
 func (c Config) connectParams() grpc.ConnectParams {
 	base, ceiling := c.Backoff.Base, c.Backoff.Max
 	if base <= 0 {
 		base = 100 * time.Millisecond
 	}
-	if ceiling <= 0 {
-		ceiling = 30 * time.Second
+	unreachable := c.Backoff.Unreachable
+	if unreachable <= 0 {
+		unreachable = discovery.DefaultUnreachable
+	}
+	if ceiling <= 0 || ceiling > unreachable {
+		ceiling = unreachable
 	}
 	return grpc.ConnectParams{
 		Backoff: grpcbackoff.Config{

@@ -47,11 +47,16 @@ type Config struct {
 	// ProgressInterval (Source only) is how often each watch asks etcd to confirm it is alive
 	// and current. A watch that hears nothing for two intervals is considered stalled — etcd
 	// unreachable — and the service is listed again, with backoff, until etcd answers. It also
-	// paces Observer.Synced on a quiet service. Default 5s.
+	// paces Observer.Synced on a quiet service. Default 5s; keep it well above etcd's 100ms
+	// watcher sync period, before which etcd answers no progress request of a new watch.
 	ProgressInterval time.Duration
 	// Backoff paces retries after errors, and gRPC's attempts to reconnect to etcd; the zero
-	// value is discovery.Backoff's default (100ms, doubling up to 30s).
+	// value is discovery.Backoff's default (100ms, doubling up to 30s; up to 1s while etcd
+	// cannot be reached, so that its return is noticed within about a second).
 	Backoff discovery.Backoff
+	// Pacing (Source only) paces the snapshots a Source delivers: removals held for a while
+	// after a watch is listed again, bursts coalesced (zero: discovery's defaults).
+	Pacing discovery.Pacing
 }
 
 // TLSConfig holds the files for TLS to etcd. TLS is used when any field is set.

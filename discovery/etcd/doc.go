@@ -44,10 +44,14 @@
 // # Source
 //
 // Source.Watch lists each service (Get of <prefix>/<service>/ with WithPrefix), publishes a
-// complete snapshot, then watches from the next revision under clientv3.WithRequireLeader and
-// publishes a complete snapshot after each watch response — all events of one response in
-// one snapshot. Snapshots go through discovery.Dedup, so a write that changes nothing (the same
-// value put again) delivers nothing.
+// complete snapshot, then watches from the list's revision under clientv3.WithRequireLeader
+// (not the next one: etcd answers no progress request of a watch that starts beyond its
+// current revision) and publishes a complete snapshot after each watch response — all events
+// of one response in one snapshot. Snapshots go through a discovery.Pacer per service: a
+// write that changes nothing (the same value put again) delivers nothing, bursts are
+// coalesced (Config.Pacing.Coalesce), and after a list that follows a broken watch, removals
+// are held for Config.Pacing.Settle, since etcd may be refilling (restored from a backup,
+// instances registering again one by one).
 //
 // The watch is given up, and the service listed again, whenever it cannot be trusted to have
 // delivered every change: the revision was compacted, the watch channel closed, etcd canceled
@@ -56,8 +60,8 @@
 // for ever) or came back with less history, restored from an older backup (the resumed watch
 // then starts beyond etcd's revision, where etcd says nothing at all). Listing again, rather
 // than resuming, is what keeps the snapshot equal to what etcd holds; etcd's own naming
-// resolver stays silent after a compaction instead. Failures are retried with backoff,
-// reported to Observer.Failed and logged once per 30s per service; meanwhile the last
+// resolver stays silent after a compaction instead. Failures are retried with backoff (at
+// most Backoff.Unreachable, 1s, apart while etcd cannot be reached), reported to Observer.Failed and logged once per 30s per service; meanwhile the last
 // snapshot stays in force. Every answer from etcd, progress notifications included, is an
 // Observer.Synced, so the time since the last one bounds how stale a snapshot may be.
 //

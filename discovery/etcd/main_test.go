@@ -187,6 +187,7 @@ func newSource(t testing.TB, srv *etcdtest.Server, logger *zap.Logger, obs disco
 		Endpoints:        srv.Endpoints(),
 		ProgressInterval: 200 * time.Millisecond,
 		Backoff:          discovery.Backoff{Base: 50 * time.Millisecond, Max: 500 * time.Millisecond},
+		Pacing:           discovery.Pacing{Settle: 300 * time.Millisecond, Coalesce: 10 * time.Millisecond},
 	}, logger, obs)
 	if err != nil {
 		t.Fatalf("NewSource: %v", err)
@@ -215,4 +216,13 @@ func del(t testing.TB, cli *clientv3.Client, k string) {
 	if _, err := cli.Delete(ctx, k); err != nil {
 		t.Fatalf("delete %s: %v", k, err)
 	}
+}
+
+func (o *observer) firstFailure() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, errs := range o.failed {
+		return errs[0]
+	}
+	return nil
 }

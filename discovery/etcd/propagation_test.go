@@ -138,7 +138,7 @@ func TestWatchTwoHundredServices(t *testing.T) {
 	t.Logf("%d services: all listed in %v; one change to each delivered in %v; %d goroutines while watching",
 		services, synced.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), goroutines)
 	if n := obs.totalFailures(); n != 0 {
-		t.Errorf("%d failures reported, want 0", n)
+		t.Errorf("%d failures reported, want 0: %v", n, obs.firstFailure())
 	}
 }
 

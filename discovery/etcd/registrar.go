@@ -184,7 +184,13 @@ func (r *Registrar) Run(ctx context.Context) error {
 				failures = 0
 			}
 		}
-		if err := discovery.Sleep(ctx, r.backoff.Delay(failures)); err != nil {
+		// While etcd cannot be reached, retry at a short interval: registered again soon
+		// after etcd is back, the instance is there before the callers' settle window ends.
+		delay := r.backoff.Delay(failures)
+		if unreachable(err) {
+			delay = r.backoff.UnreachableDelay(failures)
+		}
+		if err := discovery.Sleep(ctx, delay); err != nil {
 			return r.runErr(ctx)
 		}
 		failures++

@@ -66,7 +66,9 @@ func NewSource(cfg Config, logger *zap.Logger, obs discovery.Observer) (*Source,
 // needs it), runs one goroutine per service, and returns ctx.Err() once ctx has ended, all of
 // them have exited and the connection is closed.
 //
-// update is called through discovery.Dedup: never concurrently for one service, possibly
+// update is called from one discovery.Pacer goroutine per service, paced by the Config's
+// Pacing (removals held for a while after a service is listed again, bursts coalesced,
+// snapshots equal to the last one dropped): never concurrently for one service, possibly
 // concurrently for different services.
 func (s *Source) Watch(ctx context.Context, services []string, update discovery.UpdateFunc) error {
 	if err := validateServices(services); err != nil {
@@ -87,17 +89,18 @@ func (s *Source) Watch(ctx context.Context, services []string, update discovery.
 	defer cli.Close()
 	s.limited.reset("connect")
 
-	update = discovery.Dedup(update)
 	prefix := s.cfg.prefix()
 	var g errgroup.Group
 	for _, svc := range services {
+		p := discovery.NewPacer(s.cfg.Pacing, update)
 		w := &serviceWatch{
-			src:    s,
-			cli:    cli,
-			update: update,
-			state:  newServiceState(prefix, svc, s.malformed(svc)),
+			src:   s,
+			cli:   cli,
+			pacer: p,
+			state: newServiceState(prefix, svc, s.malformed(svc)),
 		}
 		g.Go(func() error { return w.run(ctx) })
+		g.Go(func() error { return p.Run(ctx) })
 	}
 	_ = g.Wait() // every loop returns ctx.Err() and nothing else
 	return ctx.Err()

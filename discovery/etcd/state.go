@@ -20,9 +20,10 @@ type serviceState struct {
 	service string
 	prefix  string // servicePrefix(prefix, service)
 
-	// endpoints are sorted by ID with unique IDs, as in a Snapshot, so that publishing is one
-	// copy: no map walk, no sort, no deep copy. The Tags and Meta of each endpoint were freshly
-	// decoded and are never modified, so snapshots may share them.
+	// endpoints are sorted by ID with unique IDs, as in a Snapshot, so that publishing shares
+	// them: no map walk, no sort, no copy. The slice is never changed once made (reset and
+	// apply make a new one), and the Tags and Meta of each endpoint were freshly decoded and
+	// are never modified.
 	endpoints []discovery.Endpoint
 	// malformed maps each malformed key to the ModRevision of the version that was reported,
 	// so a bad entry is logged once per version, not again on every list.
@@ -62,40 +63,64 @@ func (st *serviceState) reset(kvs []*mvccpb.KeyValue) {
 	}
 }
 
-// apply applies the events of one watch response, in order.
+// apply applies the events of one watch response, in order: it works out the last state of
+// each id the events touch, then rebuilds the endpoints in one merge pass. Changing the
+// sorted slice event by event would move its tail once per event, O(N²) for a response that
+// removes a whole fleet (leases of many instances expiring together).
 func (st *serviceState) apply(events []*clientv3.Event) {
+	changed := make(map[string]*discovery.Endpoint, len(events)) // id → last value; nil: gone
 	for _, ev := range events {
 		switch ev.Type {
 		case clientv3.EventTypePut:
-			st.put(ev.Kv, st.malformed)
+			id, ep, err := st.decode(ev.Kv)
+			if err != nil {
+				// A value that cannot be used removes the endpoint of that id, if any: the
+				// snapshot follows what etcd holds now, so that a list and a watch always
+				// agree, rather than keeping an older, good value that etcd no longer has.
+				if id != "" {
+					changed[id] = nil
+				}
+				st.skip(ev.Kv, err, st.malformed)
+				continue
+			}
+			delete(st.malformed, string(ev.Kv.Key))
+			changed[id] = &ep
 		case clientv3.EventTypeDelete:
 			key := string(ev.Kv.Key)
 			delete(st.malformed, key)
 			if id, err := endpointID(st.prefix, key); err == nil {
-				st.remove(id)
+				changed[id] = nil
 			}
 		}
 	}
+	st.merge(changed)
 }
 
-// put records the current value of one key. A value that cannot be used removes the endpoint
-// of that id, if any: the snapshot follows what etcd holds now, so that a list and a watch
-// always agree, rather than keeping an older, good value that etcd no longer has.
-func (st *serviceState) put(kv *mvccpb.KeyValue, reported map[string]int64) {
-	id, ep, err := st.decode(kv)
-	if err != nil {
-		if id != "" {
-			st.remove(id)
+// merge replaces the endpoints with changed applied (nil removes an id), in one pass over the
+// old ones plus a sort of the ids that are new. It makes a new slice: snapshots share the old.
+func (st *serviceState) merge(changed map[string]*discovery.Endpoint) {
+	var added []discovery.Endpoint
+	for id, ep := range changed {
+		if _, found := st.find(id); ep != nil && !found {
+			added = append(added, *ep)
 		}
-		st.skip(kv, err, reported)
-		return
 	}
-	delete(st.malformed, string(kv.Key))
-	if i, found := st.find(id); found {
-		st.endpoints[i] = ep
-	} else {
-		st.endpoints = slices.Insert(st.endpoints, i, ep)
+	slices.SortFunc(added, byID)
+	out := make([]discovery.Endpoint, 0, len(st.endpoints)+len(added))
+	for _, e := range st.endpoints {
+		for len(added) > 0 && added[0].ID < e.ID {
+			out = append(out, added[0])
+			added = added[1:]
+		}
+		if ep, ok := changed[e.ID]; ok {
+			if ep != nil {
+				out = append(out, *ep)
+			}
+			continue
+		}
+		out = append(out, e)
 	}
+	st.endpoints = append(out, added...)
 }
 
 // decode returns the endpoint a key holds. On error, id is still set when the key itself was
@@ -124,18 +149,12 @@ func (st *serviceState) find(id string) (int, bool) {
 	})
 }
 
-func (st *serviceState) remove(id string) {
-	if i, found := st.find(id); found {
-		st.endpoints = slices.Delete(st.endpoints, i, i+1)
-	}
-}
-
-// snapshot returns a snapshot of the state. It copies the endpoint slice, which the state goes
-// on changing in place; the endpoints themselves are immutable and shared.
+// snapshot returns a snapshot of the state. It shares the endpoint slice: the state never
+// changes it in place (reset and apply make a new one), and the endpoints are immutable.
 func (st *serviceState) snapshot(revision int64, received time.Time) *discovery.Snapshot {
 	return &discovery.Snapshot{
 		Service:   st.service,
-		Endpoints: slices.Clone(st.endpoints),
+		Endpoints: st.endpoints[:len(st.endpoints):len(st.endpoints)],
 		Revision:  uint64(max(revision, 0)),
 		Received:  received,
 	}

@@ -10,7 +10,9 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/ringside-proxy/ringside/discovery"
 )
@@ -44,11 +46,15 @@ const streamMetadataKey = "ringside-watch"
 //
 // It is not safe for concurrent use: one goroutine runs it.
 type serviceWatch struct {
-	src    *Source
-	cli    *clientv3.Client
-	update discovery.UpdateFunc
-	state  *serviceState
-	rev    int64 // revision the state is known to be complete at
+	src   *Source
+	cli   *clientv3.Client
+	pacer *discovery.Pacer
+	state *serviceState
+	rev   int64 // revision the state is known to be complete at
+	// listed is set by the first list: a later one follows a watch that broke (an outage, a
+	// compaction, a restored etcd) and is offered as a resync, so that removals are held
+	// while the registry may still be filling up again.
+	listed bool
 	// failing is set by a failure and cleared, with a log line, by the next good list.
 	failing bool
 }
@@ -65,9 +71,14 @@ func (w *serviceWatch) run(ctx context.Context) error {
 			failures = 0
 		}
 		w.report(err)
-		// A watch that was working is listed again at once; repeated failures back off.
+		// A watch that was working is listed again at once; repeated failures back off, up
+		// to a short cap while etcd cannot be reached, so its return is noticed soon.
 		if failures > 0 {
-			if err := discovery.Sleep(ctx, w.src.cfg.Backoff.Delay(failures-1)); err != nil {
+			delay := w.src.cfg.Backoff.Delay(failures - 1)
+			if unreachable(err) {
+				delay = w.src.cfg.Backoff.UnreachableDelay(failures - 1)
+			}
+			if err := discovery.Sleep(ctx, delay); err != nil {
 				return err
 			}
 		}
@@ -119,7 +130,8 @@ func (w *serviceWatch) listAndWatch(ctx context.Context) (healthy bool, err erro
 	w.state.reset(resp.Kvs)
 	w.rev = resp.Header.Revision
 	now := time.Now()
-	w.update(w.state.snapshot(w.rev, now))
+	w.pacer.Offer(w.state.snapshot(w.rev, now), w.listed)
+	w.listed = true
 	w.src.obs.Synced(service, now)
 	w.recovered()
 	if w.src.afterList != nil {
@@ -128,13 +140,19 @@ func (w *serviceWatch) listAndWatch(ctx context.Context) (healthy bool, err erro
 	return w.watch(ctx)
 }
 
-// watch follows the service from w.rev+1 until something is wrong, and returns why. healthy
+// watch follows the service from w.rev until something is wrong, and returns why. healthy
 // reports whether the watch delivered anything beyond its creation.
+//
+// It starts at w.rev, not w.rev+1: etcd answers a progress request only when every watch of
+// the stream starts at or below its current revision, so a watch from w.rev+1 on a cluster
+// where nothing is written would never be answered and would be taken for stalled, listed
+// again every two progress intervals. The events at w.rev itself, which the state already
+// holds, apply again without effect (a put of the same value, a delete of a missing key).
 func (w *serviceWatch) watch(ctx context.Context) (healthy bool, err error) {
 	service := w.state.service
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(
 		metadata.AppendToOutgoingContext(ctx, streamMetadataKey, url.PathEscape(service))))
-	from := w.rev + 1
+	from := w.rev
 
 	// clientv3's Watch blocks until etcd has created the watch, for ever if etcd went away
 	// after the list; opened in a goroutine, the watch stays under the stall check below.
@@ -181,7 +199,7 @@ func (w *serviceWatch) watch(ctx context.Context) (healthy bool, err error) {
 			now := time.Now()
 			if len(resp.Events) > 0 {
 				w.state.apply(resp.Events)
-				w.update(w.state.snapshot(w.rev, now))
+				w.pacer.Offer(w.state.snapshot(w.rev, now), false)
 			}
 			w.src.obs.Synced(service, now)
 
@@ -197,4 +215,17 @@ func (w *serviceWatch) watch(ctx context.Context) (healthy bool, err error) {
 			pcancel()
 		}
 	}
+}
+
+// unreachable reports whether err says etcd could not be reached or did not answer, rather
+// than that it refused the request: such a failure is retried at a short interval.
+func unreachable(err error) bool {
+	if errors.Is(err, errWatchStalled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
 }

@@ -35,6 +35,9 @@ func TestLoadGood(t *testing.T) {
 	if cfg.Lifecycle.DrainDelay != 2*time.Second || cfg.Lifecycle.GracePeriod != 30*time.Second {
 		t.Errorf("lifecycle: %+v", cfg.Lifecycle)
 	}
+	if cfg.Discovery.Settle != 5*time.Second || cfg.Discovery.Coalesce != 100*time.Millisecond {
+		t.Errorf("discovery settle %v, coalesce %v: want the defaults 5s and 100ms", cfg.Discovery.Settle, cfg.Discovery.Coalesce)
+	}
 }
 
 func TestParseErrorsNameFileLineField(t *testing.T) {
@@ -112,6 +115,16 @@ func TestParseErrorsNameFileLineField(t *testing.T) {
 			name: "env cannot inject fields",
 			give: "upstreams:\n  - name: a\n    listen: ${EVIL}\n",
 			want: []string{"upstreams[0].listen:", "want host:port"},
+		},
+		{
+			name: "settle out of range",
+			give: "discovery:\n  kind: consul\n  settle: 1h\nupstreams:\n  - name: a\n    listen: 127.0.0.1:9001\n",
+			want: []string{"c.yaml:3: discovery.settle: 1h0m0s: want a duration from 0 (the default, 5s) to 5m"},
+		},
+		{
+			name: "negative coalesce",
+			give: "discovery:\n  kind: consul\n  coalesce: -1s\nupstreams:\n  - name: a\n    listen: 127.0.0.1:9001\n",
+			want: []string{"c.yaml:3: discovery.coalesce: -1s: want a duration from 0 (the default, 100ms) to 10s"},
 		},
 		{
 			name: "empty",

@@ -10,6 +10,8 @@ func (c *Config) applyDefaults() {
 	setStr(&c.Discovery.Etcd.Prefix, "/ringside/services")
 	setDur(&c.Discovery.Etcd.DialTimeout, 5*time.Second)
 	setDur(&c.Discovery.Consul.WaitTime, 5*time.Minute)
+	setDur(&c.Discovery.Settle, 5*time.Second)
+	setDur(&c.Discovery.Coalesce, 100*time.Millisecond)
 	if r := c.Register; r != nil {
 		setDur(&r.Check.Interval, 5*time.Second)
 		setDur(&r.Check.Timeout, 2*time.Second)

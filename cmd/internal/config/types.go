@@ -54,6 +54,10 @@ type Discovery struct {
 	File   FileSource   `yaml:"file"`
 	Consul ConsulSource `yaml:"consul"`
 	Etcd   EtcdSource   `yaml:"etcd"`
+	// Settle (consul, etcd): removals held after a registry comes back, default 5s.
+	Settle time.Duration `yaml:"settle"`
+	// Coalesce (consul, etcd): least time between two updates of a service, default 100ms.
+	Coalesce time.Duration `yaml:"coalesce"`
 }
 
 // FileSource is the embedded default: a YAML/JSON list of endpoints, re-read on change.

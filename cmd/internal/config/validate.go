@@ -152,6 +152,12 @@ func (c *Config) validate(v *validator) {
 func (c *Config) validateDiscovery(v *validator) {
 	d := &c.Discovery
 	v.oneOf("discovery.kind", d.Kind, "file", "consul", "etcd")
+	if d.Settle < 0 || d.Settle > 5*time.Minute {
+		v.fail("discovery.settle", "%s: want a duration from 0 (the default, 5s) to 5m: removals are held this long after every registry outage", d.Settle)
+	}
+	if d.Coalesce < 0 || d.Coalesce > 10*time.Second {
+		v.fail("discovery.coalesce", "%s: want a duration from 0 (the default, 100ms) to 10s: a change may wait this long behind the one before", d.Coalesce)
+	}
 	switch d.Kind {
 	case "file":
 		if d.File.Path == "" {

@@ -25,19 +25,28 @@ func newSource(d config.Discovery, log *zap.Logger, obs discovery.Observer) (dis
 		}
 		return src, nil
 	case "consul":
-		src, err := consul.NewSource(consulConfig(d.Consul), log, obs)
+		cfg := consulConfig(d.Consul)
+		cfg.Pacing = pacing(d)
+		src, err := consul.NewSource(cfg, log, obs)
 		if err != nil {
 			return nil, fmt.Errorf("discovery.consul: %w", err)
 		}
 		return src, nil
 	case "etcd":
-		src, err := etcd.NewSource(etcdConfig(d.Etcd), log, obs)
+		cfg := etcdConfig(d.Etcd)
+		cfg.Pacing = pacing(d)
+		src, err := etcd.NewSource(cfg, log, obs)
 		if err != nil {
 			return nil, fmt.Errorf("discovery.etcd: %w", err)
 		}
 		return src, nil
 	}
 	return nil, fmt.Errorf("discovery.kind %q: want file, consul or etcd", d.Kind)
+}
+
+// pacing is how a registry source paces its snapshots (see discovery.Pacing).
+func pacing(d config.Discovery) discovery.Pacing {
+	return discovery.Pacing{Settle: d.Settle, Coalesce: d.Coalesce}
 }
 
 func newRegistrar(d config.Discovery, r *config.Register, log *zap.Logger) (discovery.Registrar, error) {
