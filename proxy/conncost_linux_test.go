@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // measureConnCost opens n client connections to addr, sends each one request (waits for the
@@ -29,7 +31,7 @@ func measureConnCost(t testing.TB, addr string, n int, request, respEnd string) 
 			_ = syscall.Close(fd)
 		}
 	}()
-	buf := make([]byte, 4096)
+	buf := make([]byte, 64<<10)
 	for range n {
 		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -194,15 +196,25 @@ func startHoldingBackend(t testing.TB, reply string) *testBackend {
 // the read buffers were lent only while in use, the event loop's cost 19 KiB either way and
 // the goroutine engine's 23 KiB before a request.
 func TestIdleClientConnectionCostWithinTheMemoryModel(t *testing.T) {
-	be := startBackend(t, "a", okHandler("ok"))
+	be := startBackend(t, "a", func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/12k" {
+			ctx.SetBody(bytes.Repeat([]byte("b"), 12<<10))
+			return
+		}
+		ctx.SetBodyString("ok")
+	})
 	const n = 300
 	tests := []struct {
 		loop     bool
 		request  string
+		end      string // the end of the response; default "\r\n\r\nok"
 		maxBytes float64
 	}{
 		{loop: true, maxBytes: idleConnBytesLoop},
 		{loop: true, request: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", maxBytes: idleConnBytesLoop},
+		// A response read whole (up to 16 KiB) goes out through the connection's write
+		// buffer: an idle connection keeps neither.
+		{loop: true, request: "GET /12k HTTP/1.1\r\nHost: a\r\n\r\n", end: "bbbbbbbbbbbbbbbb", maxBytes: idleConnBytesLoop},
 		{loop: false, maxBytes: idleConnBytesGoroutinesNew},
 		{loop: false, request: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", maxBytes: idleConnBytesGoroutines},
 	}
@@ -210,10 +222,14 @@ func TestIdleClientConnectionCostWithinTheMemoryModel(t *testing.T) {
 		if testEngine == "loop" && !tt.loop {
 			continue
 		}
-		t.Run(fmt.Sprintf("loop=%v/after-request=%v", tt.loop, tt.request != ""), func(t *testing.T) {
+		t.Run(fmt.Sprintf("loop=%v/after-request=%q", tt.loop, tt.request), func(t *testing.T) {
 			s := newStack(t, stackOpts{loop: tt.loop}, be)
 			s.get("/")
-			got := measureConnCost(t, s.addr, n, tt.request, "\r\n\r\nok")
+			end := tt.end
+			if end == "" {
+				end = "\r\n\r\nok"
+			}
+			got := measureConnCost(t, s.addr, n, tt.request, end)
 			if raceEnabled {
 				got /= 1.5 // the race detector's goroutine stacks are larger
 			}

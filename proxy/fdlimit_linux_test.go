@@ -100,6 +100,13 @@ func acceptAtFDLimit(t *testing.T, b *testBackend, loop bool) {
 		t.Fatalf("the connection that waited at the limit, once descriptors are free: %v %q %v", resp, body, err)
 	}
 	get("after the limit")
+	// The episode ends with the first accept after acceptQuiet without a failure.
+	time.Sleep(acceptQuiet + 100*time.Millisecond)
+	later, lbr := rvDial(t, s.addr)
+	fmt.Fprint(later, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, _, err := rvReadResponse(lbr, "GET"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a new connection after the episode: %v %v", resp, err)
+	}
 	if n := logs.FilterMessageSnippet("pausing accepts").Len(); n != 1 {
 		t.Errorf("%d warnings for one episode at the limit, want 1", n)
 	}

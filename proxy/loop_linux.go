@@ -287,7 +287,8 @@ type loop struct {
 	src bytes.Reader // parsing: a head already whole in a buffer
 	br  *bufio.Reader
 
-	freeIn [][]byte // client read buffers taken back from idle connections (loopbuf_linux.go)
+	freeIn  [][]byte // client read buffers taken back from idle connections (loopbuf_linux.go)
+	freeOut [][]byte // client write buffers taken back once their response was out
 }
 
 func newLoop(s *LoopServer, lfd int) (*loop, error) {

@@ -14,6 +14,38 @@ package proxy
 // maxFreeInBufs bounds a loop's free read buffers: 64 × 16 KiB = 1 MiB per loop at most.
 const maxFreeInBufs = 64
 
+// The write buffer (the response on its way out) is lent the same way, from the start of a
+// response to the moment it is all written with no request in progress, so that an idle
+// connection does not keep its last response. Buffers that grew past maxFreeOutCap (a burst
+// of a streamed body the client was slow to take) are left to the GC rather than kept.
+const (
+	maxFreeOutBufs = 64
+	maxFreeOutCap  = 64 << 10
+)
+
+// lendOut gives c a write buffer, if it has none.
+func (l *loop) lendOut(c *loopClient) {
+	if c.out != nil {
+		return
+	}
+	if n := len(l.freeOut); n > 0 {
+		c.out = l.freeOut[n-1][:0]
+		l.freeOut[n-1] = nil
+		l.freeOut = l.freeOut[:n-1]
+	}
+}
+
+// takeBackOut takes c's write buffer back once nothing is left in it.
+func (l *loop) takeBackOut(c *loopClient) {
+	if c.out == nil || c.pending() {
+		return
+	}
+	if len(l.freeOut) < maxFreeOutBufs && cap(c.out) <= maxFreeOutCap {
+		l.freeOut = append(l.freeOut, c.out[:0])
+	}
+	c.out, c.off = nil, 0
+}
+
 // lendIn gives c a read buffer, if it has none.
 func (l *loop) lendIn(c *loopClient) {
 	if c.in != nil {

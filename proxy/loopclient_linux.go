@@ -41,7 +41,7 @@ type loopClient struct {
 func newLoopClient(l *loop, fd int, sa syscall.Sockaddr) *loopClient {
 	c := &loopClient{l: l, fd: fd, readable: true} // in is lent while it holds bytes
 	c.ctx = new(fasthttp.RequestCtx)
-	c.ctx.Init2(&addrConn{remote: sockaddrTCP(sa)}, fasthttpLogger{l.s.log.Sugar()}, false)
+	c.ctx.Init2(&addrConn{remote: sockaddrTCP(sa)}, fasthttpLogger{l.s.log.Sugar()}, true) // true: a body buffer goes back to its pool when reset
 	return c
 }
 
@@ -173,6 +173,9 @@ func (c *loopClient) flush() {
 		c.off += n
 	}
 	c.out, c.off = c.out[:0], 0
+	if c.x == nil {
+		c.l.takeBackOut(c) // the response is out: an idle connection holds no write buffer
+	}
 	if x := c.x; x != nil {
 		c.deadline = time.Time{}
 		if u := x.up; u != nil && u.paused {
@@ -294,6 +297,7 @@ func (c *loopClient) appendHead(h *fasthttp.ResponseHeader, close bool) {
 		c.closeAfter = true
 		h.SetConnectionClose()
 	}
+	c.l.lendOut(c) // a response starts with its head
 	c.out = appendResponseHead(c.out, h)
 }
 

@@ -262,6 +262,7 @@ func (lx *loopExchange) respondOwn(status int) {
 func (lx *loopExchange) finish() {
 	x, h, c := lx.x, lx.h, lx.c
 	x.observeEnd(lx.status, lx.began, c.l.now)
+	c.ctx.Response.ResetBody() // a body read whole was copied out: its buffer goes back to its pool
 	x.reset()
 	h.exchanges.Put(x)
 	*lx = loopExchange{}
