@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -33,8 +34,25 @@ func RefuseHTTP2(ctx *fasthttp.RequestCtx) bool {
 		return false
 	}
 	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(c net.Conn) { _, _ = c.Write(http2Refusal) })
+	ctx.Hijack(lingerRefusal)
 	return true
+}
+
+// lingerRefusal writes http2Refusal, then reads what the client goes on sending (the rest of
+// its preface, its SETTINGS, its first request) until it closes, as it does on the GOAWAY, for
+// a second at most: closing a socket with unread bytes resets the connection, and the reset
+// can reach the client before it has read the GOAWAY.
+func lingerRefusal(c net.Conn) {
+	if _, err := c.Write(http2Refusal); err != nil {
+		return
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	var buf [512]byte
+	for {
+		if _, err := c.Read(buf[:]); err != nil {
+			return
+		}
+	}
 }
 
 // refuseHTTP2 records the refusal of the HTTP/2 preface RefuseHTTP2 answered, and returns its

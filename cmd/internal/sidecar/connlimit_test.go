@@ -67,7 +67,7 @@ func TestMaxConnectionsCapsTheListenerOnBothEngines(t *testing.T) {
 func gatheredValue(t *testing.T, f *fixture, name string) float64 {
 	t.Helper()
 	f.sc.mu.Lock()
-	listen := f.sc.listeners["app"].addr // as configured: the label's value
+	listen := f.sc.listeners["app"].ln.Addr().String() // as bound: the label's value
 	f.sc.mu.Unlock()
 	mfs, err := f.sc.reg.Gather()
 	if err != nil {
