@@ -92,7 +92,7 @@ func (ed *Editor) edit(change func(list *yaml.Node, at int) error, service, id s
 		return fmt.Errorf("%w: the services file is invalid now; fix it first: %w", ErrEdit, err)
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+	if err := yaml.Unmarshal(jsonForYAML(data), &doc); err != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return fmt.Errorf("%w: cannot read the services file as one YAML document", ErrEdit)
 	}
 	services := valueOf(doc.Content[0], "services")
@@ -183,11 +183,17 @@ func endpointNode(e discovery.Endpoint) *yaml.Node {
 }
 
 // writeAtomic replaces path with data: a temporary file in the same directory, synced, given
-// path's mode, renamed over it.
+// path's mode and (as far as this process may) its owner, renamed over it, the directory
+// synced. A symbolic link is followed: the file it points to is replaced, and the link stays.
 func writeAtomic(path string, data []byte) error {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	mode := os.FileMode(0o644)
+	uid, gid := -1, -1
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
+		uid, gid = fileOwner(fi)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -202,6 +208,9 @@ func writeAtomic(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
+	if uid >= 0 {
+		_ = tmp.Chown(uid, gid) // best effort: only root may give a file away
+	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
@@ -209,5 +218,12 @@ func writeAtomic(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil { // the rename itself survives a crash
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }

@@ -90,3 +90,36 @@ func TestEditorRefusals(t *testing.T) {
 		})
 	}
 }
+
+// The editor follows a symbolic link (the file it points to is replaced, the link stays), and
+// reads a JSON services file as the source does, escapes included.
+func TestEditorFollowsSymlinksAndReadsJSON(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.json")
+	orig := `{"services": {"cart": [{"id": "cart-1", "address": "10.0.0.1:80", "meta": {"path": "a\/b"}}]}}`
+	if err := os.WriteFile(real, []byte(orig), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "services.json")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	ed := NewEditor(link)
+	if _, err := ed.Put("cart", discovery.Endpoint{ID: "cart-2", Address: "10.0.0.2:80", Weight: 1}); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	data, err := os.ReadFile(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := Parse(real, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(snaps["cart"]); n != 2 {
+		t.Fatalf("the file the link points to holds %d cart endpoints, want 2:\n%s", n, data)
+	}
+}

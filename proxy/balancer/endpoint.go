@@ -271,7 +271,7 @@ func (e *Endpoint) Status() Status {
 		}
 	}
 	s.TimesEjected = int(e.timesEjected.Load())
-	if k := e.drainKeep.Load(); k != 0 && s.Drained {
+	if k := e.drainKeep.Load(); k > u.nowNanos() && s.Drained { // a window that ran out is not shown
 		s.DrainKeepKeysUntil = time.Unix(0, k)
 	}
 	if at := e.lastFailAt.Load(); at != 0 {

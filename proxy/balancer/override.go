@@ -319,7 +319,9 @@ func (u *Upstream) ClearOverrides(id string) (bool, error) {
 	_, present := u.handles[id]
 	var ejected bool
 	if o != nil {
-		ejected = o.ejectUntil != 0
+		// Only an operator's ejection still in force is ended: once it ran out, an ejection in
+		// force now is outlier detection's, for a real failure, and stays.
+		ejected = o.ejectUntil > u.nowNanos()
 		if !present {
 			delete(u.overrides, id)
 		}

@@ -388,3 +388,24 @@ func TestDrainUnderEveryPolicy(t *testing.T) {
 		})
 	}
 }
+
+// Clearing an endpoint's overrides ends only an operator's ejection still in force: after
+// one ran out, an outlier ejection for a real failure stays.
+func TestClearOverridesLeavesAnOutlierEjection(t *testing.T) {
+	u, clk, _ := newWithChanges(t, Config{}, snap(ids(4)...))
+	if err := u.Eject("e001", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(11 * time.Second) // the operator's ejection has run out
+	homes(u, keyHashes(1000))     // requests: the return is noticed
+	failN(handle(u, "e001"), 5, connectRefused)
+	if st := handle(u, "e001").Status(); !st.Ejected || st.EjectReason == "admin" {
+		t.Fatalf("status %+v, want ejected by outlier detection", st)
+	}
+	if _, err := u.ClearOverrides("e001"); err != nil {
+		t.Fatal(err)
+	}
+	if st := handle(u, "e001").Status(); !st.Ejected {
+		t.Fatalf("status %+v after ClearOverrides: the failing endpoint was put back", st)
+	}
+}

@@ -49,7 +49,7 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request, action string, 
 	s.log.Info("admin control", zap.String("action", action), zap.String("upstream", u.Config.Name),
 		zap.String("endpoint", id), zap.String("remote", r.RemoteAddr))
 	out := ControlView{Upstream: u.Config.Name, Endpoint: id, Action: action, Changed: changed}
-	for _, ev := range s.endpointsView(u).Endpoints {
+	for _, ev := range s.endpointsViewOf(u, true).Endpoints {
 		if ev.ID == id {
 			out.State = &ev
 		}

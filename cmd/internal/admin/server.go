@@ -69,9 +69,10 @@ type Options struct {
 
 // Server serves the API. Register its routes on the admin server's mux.
 type Server struct {
-	opts  Options
-	log   *zap.Logger
-	rates *rates
+	opts   Options
+	log    *zap.Logger
+	rates  *rates
+	shares shareCache
 }
 
 // New returns a Server.

@@ -204,12 +204,15 @@ func (s *Server) getEndpoints(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.endpointsView(u))
 }
 
-func (s *Server) endpointsView(u Upstream) EndpointsView {
+func (s *Server) endpointsView(u Upstream) EndpointsView { return s.endpointsViewOf(u, false) }
+
+// endpointsViewOf is endpointsView; fresh measures the key shares anew (after a change).
+func (s *Server) endpointsViewOf(u Upstream, fresh bool) EndpointsView {
 	b := u.Balancer
 	cur, _ := s.rates.read()
 	v := EndpointsView{Upstream: u.Config.Name, Balancer: string(b.Config().Kind), Panic: b.Panicking(),
 		Endpoints: []EndpointView{}}
-	shares := b.KeyShares(s.opts.ShareSamples)
+	shares := s.shares.get(b, s.opts.ShareSamples, fresh)
 	if shares != nil {
 		v.ShareSamples = s.opts.ShareSamples
 	}
