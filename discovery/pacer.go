@@ -121,8 +121,11 @@ func (p *Pacer) Run(ctx context.Context) error {
 			}
 		}
 		now := time.Now()
+		windowEnded := false
 		if !settleEnd.IsZero() && !now.Before(settleEnd) {
-			settleEnd = time.Time{}
+			// The full view is owed now, whatever Coalesce says: held back, a resync coming
+			// meanwhile would open a new window over a view that still holds the removals.
+			settleEnd, windowEnded = time.Time{}, true
 		}
 		var wait time.Duration = -1 // until the next offer
 		if view != nil {
@@ -132,7 +135,7 @@ func (p *Pacer) Run(ctx context.Context) error {
 				wait = settleEnd.Sub(now)
 			}
 			if !target.Equal(delivered) {
-				if d := nextAt.Sub(now); d > 0 {
+				if d := nextAt.Sub(now); d > 0 && !windowEnded {
 					wait = shorter(wait, d)
 				} else {
 					p.update(target)

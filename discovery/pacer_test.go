@@ -281,3 +281,18 @@ func TestHoldRemovals(t *testing.T) {
 		})
 	}
 }
+
+// The end of a settle window delivers the registry's full view at once, whatever Coalesce
+// says: a real removal lands within Settle plus one update, and a resync that came while it
+// waited could not hold it again.
+func TestPacerDeliversTheFullViewAtTheWindowsEnd(t *testing.T) {
+	const settle = 200 * time.Millisecond
+	r := startPacer(t, Pacing{Settle: settle, Coalesce: time.Minute})
+	r.p.Offer(snap("a", "b", "c"), false)
+	r.waitIDs(t, time.Second, "a b c")
+	start := time.Now()
+	r.p.Offer(snap("a", "c"), true) // a resync without b: held for the window
+	if d := r.waitIDs(t, 5*time.Second, "a c").Sub(start); d < settle || d > settle+time.Second {
+		t.Errorf("b removed %v after the resync, want at the window's end (%v), not Coalesce's", d, settle)
+	}
+}

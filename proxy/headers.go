@@ -98,6 +98,10 @@ func (s *reqScan) scan(raw []byte, trusted bool) {
 		s.xfh = s.xfh && !s.nominated.has([]byte(hdrXForwardedHost))
 		s.realIP = s.realIP && !s.nominated.has([]byte(hdrXRealIP))
 		s.requestID = s.requestID && !s.nominated.has([]byte(hdrXRequestID))
+		// An idempotency key the endpoint never sees cannot make a request safe to repeat.
+		if s.idempotencyKey && (s.nominated.has([]byte("Idempotency-Key")) || s.nominated.has([]byte("X-Idempotency-Key"))) {
+			s.idempotencyKey = false
+		}
 	}
 }
 

@@ -177,7 +177,7 @@ func requestDrops(name []byte, trusted, upgrade bool) bool {
 			return true
 		}
 	}
-	if bytes.IndexByte(name, '_') >= 0 && ownForwardingHeader(name) {
+	if bytes.IndexByte(name, '_') >= 0 && (ownForwardingHeader(name) || framingLookalike(name)) {
 		return true
 	}
 	return !trusted && clientAddressHeader(name)
@@ -188,6 +188,13 @@ func requestDrops(name []byte, trusted, upgrade bool) bool {
 func ownForwardingHeader(name []byte) bool {
 	return sameName(name, "x-forwarded-for") || sameName(name, "x-forwarded-proto") ||
 		sameName(name, "x-forwarded-host") || sameName(name, "x-real-ip")
+}
+
+// framingLookalike reports whether name is, with '_' read as '-', a header that frames or
+// routes the request (framingHeader): a backend that maps '_' to '-' (as CGI does) would read
+// "Transfer_Encoding" as the real thing, beside the framing the proxy checked.
+func framingLookalike(name []byte) bool {
+	return sameName(name, "content-length") || sameName(name, "transfer-encoding") || sameName(name, "host")
 }
 
 // clientAddressHeader reports whether name is, with '_' read as '-', a header from which a

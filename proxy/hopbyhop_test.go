@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -222,5 +223,45 @@ func TestCleanResponseCapsNominatedNames(t *testing.T) {
 		if got := hdr.Peek(name) != nil; got != want {
 			t.Errorf("%s present: %v, want %v", name, got, want)
 		}
+	}
+}
+
+// Underscore spellings of the framing and routing headers never reach the endpoint, from any
+// peer: a backend that reads headers through CGI-style names would take Transfer_Encoding for
+// Transfer-Encoding beside the Content-Length the proxy checked.
+func TestFramingLookalikesDropped(t *testing.T) {
+	const raw = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n" +
+		"Transfer_Encoding: chunked\r\nContent_Length: 99\r\nX-Keep: yes\r\n\r\nhello"
+	e := echoThrough(t, Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, raw)
+	for _, h := range []string{"Transfer_encoding", "Content_length"} {
+		if _, got := e.Header[h]; got {
+			t.Errorf("%s reached the endpoint (%v)", h, e.Header)
+		}
+	}
+	if e.Header.Get("X-Keep") != "yes" {
+		t.Error("X-Keep lost")
+	}
+}
+
+// An Idempotency-Key that the Connection header nominates is dropped on the way, so the
+// endpoint cannot de-duplicate with it: it does not make a POST retryable.
+func TestNominatedIdempotencyKeyMakesNothingRetryable(t *testing.T) {
+	var hits atomic.Int64
+	failing := startBackend(t, "a", func(ctx *fasthttp.RequestCtx) {
+		hits.Add(1)
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	})
+	other := startBackend(t, "b", func(ctx *fasthttp.RequestCtx) {
+		hits.Add(1)
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	})
+	s := newStack(t, stackOpts{}, failing, other)
+	resp, _ := rawExchange(t, s.addr, "POST / HTTP/1.1\r\nHost: a\r\nIdempotency-Key: k1\r\n"+
+		"Connection: Idempotency-Key\r\nContent-Length: 2\r\n\r\nhi")
+	if resp.StatusCode != 503 {
+		t.Fatalf("status %d, want the endpoint's 503", resp.StatusCode)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("the POST was sent %d times, want once: its key never reached an endpoint", n)
 	}
 }

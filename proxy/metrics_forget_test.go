@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ringside-proxy/ringside/discovery"
 	"github.com/ringside-proxy/ringside/proxy/balancer"
 )
 
@@ -98,4 +100,29 @@ func seriesCount(c prometheus.Collector) int {
 		n++
 	}
 	return n
+}
+
+// TestEndpointThatMovesKeepsItsSeries: an endpoint that keeps its ID and changes its address
+// (a StatefulSet pod, a Consul ID registered again with a new IP) keeps its metric series; one
+// that leaves loses them.
+func TestEndpointThatMovesKeepsItsSeries(t *testing.T) {
+	a, b := startBackend(t, "x", okHandler("ok")), startBackend(t, "y", okHandler("ok"))
+	s := newStack(t, stackOpts{metrics: true}, a)
+	if st, _, _ := s.get("/"); st != 200 {
+		t.Fatal(st)
+	}
+	series := func() int { return testutil.CollectAndCount(s.metrics.requests) }
+	before := series()
+	s.rev++
+	s.up.Update(discovery.NewSnapshot(s.name, s.rev, []discovery.Endpoint{{ID: "x", Address: b.addr, Weight: 1}}, time.Now()))
+	if got := series(); got != before {
+		t.Fatalf("%d request series after the endpoint moved, want the %d it had", got, before)
+	}
+	if st, _, _ := s.get("/"); st != 200 {
+		t.Fatal(st)
+	}
+	s.setBackends()
+	if got := series(); got >= before {
+		t.Fatalf("%d request series after the endpoint left, want fewer than %d", got, before)
+	}
 }

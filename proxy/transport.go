@@ -81,6 +81,7 @@ type Transport struct {
 
 	mu       sync.Mutex
 	backends map[*backend]struct{}
+	perID    map[string]int // backends by endpoint ID: an endpoint that changed address has two for a moment
 }
 
 // NewTransport returns the transport of the upstream named upstream. m may be nil (no
@@ -96,6 +97,7 @@ func NewTransport(upstream string, cfg TransportConfig, m *Metrics) (*Transport,
 		metrics:  m,
 		bufs:     &connBufs{readSize: cfg.MaxResponseHeaderSize, writeSize: cfg.WriteBufferSize},
 		backends: make(map[*backend]struct{}),
+		perID:    make(map[string]int),
 	}, nil
 }
 
@@ -136,12 +138,15 @@ func (t *Transport) OnEndpoint(ep *balancer.Endpoint) any {
 	b.codes = t.metrics.endpointCodes(t.upstream, ep.ID)
 	t.mu.Lock()
 	t.backends[b] = struct{}{}
+	t.perID[ep.ID]++
 	t.mu.Unlock()
 	return b
 }
 
-// OnRemove closes the idle connections of an endpoint that left the upstream. Connections
-// still busy finish their exchange and are closed by the pool's idle timer.
+// OnRemove closes the idle connections of an endpoint that left the upstream, or of the old
+// address of one that moved. Connections still busy finish their exchange and are closed by
+// the pool's idle timer. The endpoint's metric series go only when no backend of its ID is
+// left: one that moved keeps counting into them.
 func (t *Transport) OnRemove(ep *balancer.Endpoint) {
 	b, ok := ep.Data.(*backend)
 	if !ok {
@@ -149,9 +154,16 @@ func (t *Transport) OnRemove(ep *balancer.Endpoint) {
 	}
 	t.mu.Lock()
 	delete(t.backends, b)
+	t.perID[ep.ID]--
+	gone := t.perID[ep.ID] <= 0
+	if gone {
+		delete(t.perID, ep.ID)
+	}
 	t.mu.Unlock()
 	b.hc.CloseIdleConnections()
-	t.metrics.forgetEndpoint(t.upstream, ep.ID)
+	if gone {
+		t.metrics.forgetEndpoint(t.upstream, ep.ID)
+	}
 }
 
 // CloseIdleConnections closes the idle pooled connections of every endpoint, for shutdown.

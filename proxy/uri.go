@@ -103,13 +103,19 @@ var schemeSep = []byte("://")
 // climbs reports whether the path of target (up to its query) climbs above its start once its
 // dot segments are resolved, as "/../x" or "/a/../../x" do: appended to a prefix, it would
 // leave the prefix. It reads the path as the most lenient backend might: "%2e" is a dot, "%2f",
-// "\\" and "%5c" separate segments too, and a segment ends at ';' (a path parameter, as in
-// "/..;/x").
+// "\\" and "%5c" separate segments too, a segment ends at ';' (a path parameter, as in
+// "/..;/x"), and one that holds only a parameter ("/;x/") is no level at all, since servers
+// that drop parameters then merge the empty segment away. A '#' (not allowed in a request
+// target, and where nginx ends the path after resolving what came before it) is taken as
+// climbing: such a target is refused, not guessed at.
 func climbs(target []byte) bool {
 	depth := 0
 	for p := target; len(p) > 0; {
-		if p[0] == '?' {
-			break
+		switch p[0] {
+		case '?':
+			return false
+		case '#':
+			return true
 		}
 		if n := separator(p); n > 0 {
 			p = p[n:]
@@ -117,13 +123,16 @@ func climbs(target []byte) bool {
 		}
 		// A segment: up to the next separator or the query.
 		end := 0
-		for end < len(p) && p[end] != '?' && separator(p[end:]) == 0 {
+		for end < len(p) && p[end] != '?' && p[end] != '#' && separator(p[end:]) == 0 {
 			end++
 		}
 		seg := p[:end]
 		p = p[end:]
 		if i := bytes.IndexByte(seg, ';'); i >= 0 {
 			seg = seg[:i]
+		}
+		if len(seg) == 0 {
+			continue // "/;x/": merged away as "//" is
 		}
 		switch dots(seg) {
 		case 1: // "." stays

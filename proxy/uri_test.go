@@ -21,6 +21,10 @@ func TestAddPrefixRefusesClimbingPaths(t *testing.T) {
 		{target: "/a%5c..%5c..%5cadmin"},
 		{target: "/..;/admin"},
 		{target: "/.."},
+		{target: "/;x/../admin"},      // a parameter-only segment is merged away by Tomcat-like servers
+		{target: "/a/;x/../../admin"}, // so it buys no level
+		{target: "/..#"},              // nginx resolves the ".." and ends the path at '#'
+		{target: "/a/../..#x"},
 		{strip: "/api", target: "/api/../admin"},
 		{strip: "/api", target: "/api/v1/../x", wantURI: "/cart/v1/../x"},
 	}
