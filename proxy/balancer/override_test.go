@@ -138,14 +138,17 @@ func TestDrainKeepKeysKeepsOnlyHomeKeysUntilTheWindowEnds(t *testing.T) {
 	if kept == 0 || refused == 0 {
 		t.Fatalf("%d keys homed on e003, %d keys of e005 whose next was e003: the test proves nothing", kept, refused)
 	}
+	if got := handle(u, "e003").Status().DrainKeepKeysUntil; got.IsZero() {
+		t.Error("status does not show the keep-keys window")
+	}
 	clk.Advance(time.Minute)
 	for i, h := range hs {
 		if got := first(u, h); got == "e003" {
 			t.Fatalf("key %d still on e003 after the keep-keys window", i)
 		}
 	}
-	if got := handle(u, "e003").Status().DrainKeepKeysUntil; got.IsZero() {
-		t.Error("status does not show the keep-keys window")
+	if got := handle(u, "e003").Status().DrainKeepKeysUntil; !got.IsZero() {
+		t.Errorf("status shows a keep-keys window that ended (%v)", got)
 	}
 }
 
