@@ -45,24 +45,7 @@ func acceptAtFDLimit(t *testing.T, b *testBackend, loop bool) {
 
 	// Lower the limit to what is open plus a few, take every descriptor left but one, and
 	// dial with that one the connection that will wait.
-	var saved syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
-		t.Fatal(err)
-	}
-	lim := saved
-	lim.Cur = uint64(highestFD(t)) + 8
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved) }()
-	var filler []*os.File
-	for {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			break
-		}
-		filler = append(filler, f)
-	}
+	filler := exhaustFDs(t)
 	if len(filler) == 0 {
 		t.Fatal("no descriptor left to dial with")
 	}
@@ -145,24 +128,7 @@ func TestHandoverAtFileDescriptorLimitAnswers(t *testing.T) {
 				if resp, _, err := rvReadResponse(br, "GET"); err != nil || resp.StatusCode != 200 {
 					t.Fatalf("before the limit: %v %v", resp, err)
 				}
-				var saved syscall.Rlimit
-				if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
-					t.Fatal(err)
-				}
-				lim := saved
-				lim.Cur = uint64(highestFD(t)) + 8
-				if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-					t.Fatal(err)
-				}
-				defer func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved) }()
-				var filler []*os.File
-				for {
-					f, err := os.Open(os.DevNull)
-					if err != nil {
-						break
-					}
-					filler = append(filler, f)
-				}
+				filler := exhaustFDs(t)
 				defer func() {
 					for _, f := range filler {
 						f.Close()
@@ -179,5 +145,29 @@ func TestHandoverAtFileDescriptorLimitAnswers(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// exhaustFDs lowers the file-descriptor limit to what is open plus a few, until the test ends,
+// and takes every descriptor left: the caller closes the files it returns to free them.
+func exhaustFDs(t *testing.T) []*os.File {
+	t.Helper()
+	var saved syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	lim := saved
+	lim.Cur = uint64(highestFD(t)) + 8
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved) })
+	var filler []*os.File
+	for {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return filler
+		}
+		filler = append(filler, f)
 	}
 }
