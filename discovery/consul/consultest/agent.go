@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -74,27 +75,37 @@ func StartWith(t testing.TB, opts Options) *Agent {
 		t.Fatalf("consultest: %v", err)
 	}
 	dir := t.TempDir()
-	p, err := freePorts()
-	if err != nil {
-		t.Fatalf("consultest: %v", err)
-	}
 	a := &Agent{
-		t:     t,
-		bin:   bin,
-		dir:   dir,
-		log:   filepath.Join(dir, "consul.log"),
-		ports: p,
-		args:  append([]string(nil), opts.Args...),
-	}
-	if a.client, a.transport, err = newClient(a.Addr()); err != nil {
-		t.Fatalf("consultest: %v", err)
+		t:    t,
+		bin:  bin,
+		dir:  dir,
+		log:  filepath.Join(dir, "consul.log"),
+		args: append([]string(nil), opts.Args...),
 	}
 	t.Cleanup(a.cleanup)
-	if err := a.start(); err != nil {
-		t.Fatalf("consultest: %v", err)
+	// The ports are found free, then bound by the agent a moment later: another process
+	// (another test package runs in parallel) may take one in between. Then the agent exits
+	// at once, and it is started again on other ports.
+	for try := 1; ; try++ {
+		if a.ports, err = freePorts(); err != nil {
+			t.Fatalf("consultest: %v", err)
+		}
+		if a.client, a.transport, err = newClient(a.Addr()); err != nil {
+			t.Fatalf("consultest: %v", err)
+		}
+		err = a.start()
+		if err == nil {
+			return a
+		}
+		if !errors.Is(err, errPortTaken) || try == 3 {
+			t.Fatalf("consultest: %v", err)
+		}
+		_ = a.stop() // reaps the exited agent: start refuses while one is recorded
 	}
-	return a
 }
+
+// errPortTaken says that the agent exited during start-up because a port was in use.
+var errPortTaken = errors.New("a port of the agent was taken")
 
 // Addr returns the agent's HTTP address, host:port.
 func (a *Agent) Addr() string {
@@ -177,7 +188,11 @@ func (a *Agent) waitLeader(done <-chan struct{}) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return fmt.Errorf("agent on %s exited during start-up; log:\n%s", a.Addr(), a.tail())
+			log := a.tail()
+			if strings.Contains(log, "address already in use") {
+				return fmt.Errorf("agent on %s exited during start-up: %w; log:\n%s", a.Addr(), errPortTaken, log)
+			}
+			return fmt.Errorf("agent on %s exited during start-up; log:\n%s", a.Addr(), log)
 		default:
 		}
 		leader, err := a.client.Status().Leader()
