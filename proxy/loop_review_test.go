@@ -246,6 +246,9 @@ func TestReviewLoopShutdownTruncatesPendingResponse(t *testing.T) {
 	final := make(chan struct{})
 	b := startConnBackend(t, "a", func(_ *testBackend, c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		// A send buffer that takes the last 48 KB at once: they arrive together, and the loop
+		// reads them in one go (in pieces, the loop would pause on the slow client halfway).
+		_ = c.(*net.TCPConn).SetWriteBuffer(1 << 20)
 		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
 			return
 		}
