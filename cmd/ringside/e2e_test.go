@@ -31,6 +31,16 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary ringsideBinary built, so that runs do not pile them up in the
+// temporary folder (33 MB each).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // ringsideBinary builds the binary once per test run.
 func ringsideBinary(t *testing.T) string {
 	t.Helper()
