@@ -41,7 +41,6 @@ type rawConn struct {
 	readFn  func(uintptr) bool
 	writeFn func(uintptr) bool
 
-	peekBuf [1]byte
 	alive   bool
 	peekCtl func(uintptr)
 }
@@ -135,11 +134,7 @@ func (c *rawConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *rawConn) doPeek(fd uintptr) {
-	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	c.alive = errno == syscall.EAGAIN
-}
+func (c *rawConn) doPeek(fd uintptr) { c.alive = fdAlive(int(fd)) }
 
 // ReadFrom copies r to c through a pooled buffer and c's raw writes (see copyOut). Without
 // it the embedded TCPConn's ReadFrom would take the copy, and fall back to io.Copy with a new
